@@ -1,0 +1,47 @@
+// A persistent pool of worker threads for data-parallel loops.
+//
+// parallel_for(n, fn) runs fn(i) for i in [0, n) across the caller and the workers and returns when
+// all are done. Workers spin briefly on a generation counter before sleeping, because the engine
+// issues many short loops per token and waking sleeping threads would dominate.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace bitnet {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int n_threads);  // n_threads includes the calling thread; >= 1
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return n_threads_; }
+  // Calls fn(task) for every task in [0, n_tasks); tasks are handed out dynamically.
+  void parallel_for(int64_t n_tasks, const std::function<void(int64_t)>& fn);
+
+ private:
+  void worker_loop();
+  void run_tasks();
+
+  int n_threads_;
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int64_t> next_task_{0};
+  std::atomic<int> pending_workers_{0};
+  int64_t n_tasks_ = 0;
+  const std::function<void(int64_t)>* fn_ = nullptr;
+  bool stop_ = false;
+};
+
+// Physical cores of this machine (falls back to hardware_concurrency).
+int physical_core_count();
+
+}  // namespace bitnet

@@ -1,0 +1,66 @@
+// Tokenizers that match the reference implementations id for id: byte-level BPE (GGUF model
+// "gpt2": LLaMA 3, GPT-2, Falcon3) and SentencePiece BPE (GGUF model "llama": LLaMA 2).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bitnet {
+namespace gguf {
+class File;
+class Writer;
+}  // namespace gguf
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+
+  // From the tokenizer.ggml.* metadata of a GGUF file. Throws bitnet::Error on missing/invalid keys.
+  static std::unique_ptr<Tokenizer> from_gguf(const gguf::File& file);
+  // From a standalone file, recognised by content: a Hugging Face tokenizer.json, a tiktoken ranks
+  // file (base64 token, space, rank per line), or a SentencePiece .model protobuf.
+  static std::unique_ptr<Tokenizer> from_file(const std::string& path);
+
+  // parse_special: match special/control token texts (e.g. "<|eot_id|>") in the text as single
+  // tokens, as llama.cpp does; otherwise they are tokenized as plain text.
+  virtual std::vector<int32_t> encode(std::string_view text, bool add_bos, bool parse_special) const = 0;
+  // The bytes a token stands for (byte-level decoding applied, "<0xNN>" mapped to its byte,
+  // SentencePiece's U+2581 to a space). Control tokens give their text only if `special` is set.
+  virtual std::string token_to_piece(int32_t id, bool special = false) const = 0;
+  std::string decode(const std::vector<int32_t>& ids, bool special = false) const;
+
+  virtual int32_t n_vocab() const = 0;
+  virtual std::string model_name() const = 0;  // "gpt2" or "llama"
+  int32_t bos() const { return bos_; }          // -1 when the vocabulary has none
+  int32_t eos() const { return eos_; }
+  int32_t eot() const { return eot_; }          // end of turn (<|eot_id|>), -1 when none
+  bool add_bos_default() const { return add_bos_; }
+  // End of generation: eos, eot, or another end-of-generation token of the vocabulary.
+  virtual bool is_eog(int32_t id) const = 0;
+  // The vocabulary text of a token, as stored (for printing pieces and for writers).
+  virtual const std::string& token_text(int32_t id) const = 0;
+
+  // Writes the tokenizer.ggml.* keys that from_gguf() reads back to the same tokenizer.
+  virtual void write_gguf(gguf::Writer& w) const = 0;
+
+ protected:
+  int32_t bos_ = -1, eos_ = -1, eot_ = -1;
+  bool add_bos_ = true;
+};
+
+// Turns a stream of token ids into text that is always valid UTF-8: bytes of a character split
+// across tokens are held back until it completes; invalid sequences become U+FFFD.
+class StreamDecoder {
+ public:
+  explicit StreamDecoder(const Tokenizer& tok) : tok_(tok) {}
+  std::string push(int32_t id);
+  std::string flush();  // whatever is held back, invalid remainders as U+FFFD
+
+ private:
+  const Tokenizer& tok_;
+  std::string pending_;
+};
+
+}  // namespace bitnet
