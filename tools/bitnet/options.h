@@ -1,0 +1,49 @@
+// A hand-written option table in llama.cpp's style: every option has all its spellings (so
+// "-cnv", "-ngl", "--n-predict" work as users type them), a help line, and a handler.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace bitnet::cli {
+
+class OptionTable {
+ public:
+  explicit OptionTable(std::string usage) : usage_(std::move(usage)) {}
+
+  // An option without a value ("-cnv").
+  void flag(std::vector<std::string> names, std::string help, std::function<void()> on);
+  // An option with a value ("-n 128" or "--n-predict=128").
+  void value(std::vector<std::string> names, std::string value_name, std::string help,
+             std::function<void(const std::string&)> on);
+  // A section title in --help.
+  void section(std::string title);
+
+  // Applies the options; returns the positional arguments. Throws bitnet::Error naming the option
+  // for an unknown option, a missing value, or a value its handler rejects. "-h/--help" is handled
+  // by the caller (check help_requested()).
+  std::vector<std::string> parse(int argc, char** argv, int first = 1);
+  bool help_requested() const { return help_; }
+  std::string help() const;
+
+ private:
+  struct Entry {
+    std::vector<std::string> names;
+    std::string value_name;  // empty for flags
+    std::string help;
+    std::function<void()> on_flag;
+    std::function<void(const std::string&)> on_value;
+    bool is_section = false;
+  };
+  const Entry* find(const std::string& name) const;
+  std::string usage_;
+  std::vector<Entry> entries_;
+  bool help_ = false;
+};
+
+// Strict number parsing for option values: the whole string must be a number in range, else a
+// bitnet::Error naming the option and the value.
+int64_t parse_int(const std::string& option, const std::string& value, int64_t min, int64_t max);
+double parse_float(const std::string& option, const std::string& value);
+
+}  // namespace bitnet::cli
