@@ -90,15 +90,20 @@ uint64_t row_nbytes(TensorType t, uint64_t ne0) {
 }
 
 uint64_t tensor_nbytes(TensorType t, uint64_t ne0, uint64_t ne1) {
+  auto overflow = [&] {
+    return Error(std::string(type_name(t)) + " tensor of " + std::to_string(ne0) + " x " + std::to_string(ne1) +
+                 " values: size overflows 64 bits");
+  };
+  uint64_t product;
   if (t == TensorType::I2_S) {
-    // The codes of the whole tensor then a 32-byte trailer (f32 scale + padding). Checked by the
-    // caller against overflow: ne0 * ne1 fits in 64 bits.
-    const uint64_t n = ne0 * ne1;
-    if (n % 128 != 0)
-      throw Error("I2_S tensor of " + std::to_string(n) + " values: not a multiple of 128");
-    return n / 4 + 32;
+    // The codes of the whole tensor then a 32-byte trailer (f32 scale + padding).
+    if (__builtin_mul_overflow(ne0, ne1, &product)) throw overflow();
+    if (product % 128 != 0)
+      throw Error("I2_S tensor of " + std::to_string(product) + " values: not a multiple of 128");
+    return product / 4 + 32;
   }
-  return row_nbytes(t, ne0) * ne1;
+  if (__builtin_mul_overflow(row_nbytes(t, ne0), ne1, &product)) throw overflow();
+  return product;
 }
 
 }  // namespace bitnet

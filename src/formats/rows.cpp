@@ -1,0 +1,244 @@
+// Scalar reference dequantize_row / quantize_row for the block formats, in ggml's exact layouts.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "bitnet/error.h"
+#include "bitnet/formats.h"
+#include "formats/byte_order.h"
+#include "formats/ternary_blocks.h"
+
+namespace bitnet {
+
+using detail::load_le16;
+using detail::store_le16;
+
+namespace {
+
+// Q4_0: { f16 d; uint8 qs[16]; }, value j < 16 in the low nibble of qs[j], j >= 16 in the high
+// nibble of qs[j - 16]; value = (nibble - 8) * d.
+// Q8_0: { f16 d; int8 qs[32]; }, value = qs[j] * d.
+// Q6_K: { uint8 ql[128]; uint8 qh[64]; int8 scales[16]; f16 d; }, 256 values.
+constexpr int kQ6Bytes = 210;
+constexpr int kQ6Qh = 128, kQ6Scales = 192, kQ6D = 208;
+
+// Where value i (0..255) of a Q6_K block lives. Each 128-value half h uses ql[64h..64h+63],
+// qh[32h..32h+31] and scales[8h..8h+7]; within it value l + 32k (l < 32, k < 4) takes its low
+// 4 bits from ql[l + 32(k&1)] (low nibble for k < 2, high for k >= 2), its high 2 bits from
+// qh[l] at bit 2k, and its scale from scales[l/16 + 2k]. Code = 6-bit value + 32.
+struct Q6Position {
+  int ql_byte, ql_shift, qh_byte, qh_shift, scale;
+};
+
+Q6Position q6_position(int i) {
+  const int h = i / 128, l = i % 32, k = (i % 128) / 32;
+  return {64 * h + l + 32 * (k & 1), 4 * (k >> 1), kQ6Qh + 32 * h + l, 2 * k, 8 * h + l / 16 + 2 * k};
+}
+
+void dequantize_q4_0(const uint8_t* block, float* out) {
+  const float d = fp16_to_fp32(load_le16(block));
+  for (int j = 0; j < 16; ++j) {
+    out[j] = (float)((block[2 + j] & 0x0f) - 8) * d;
+    out[j + 16] = (float)((block[2 + j] >> 4) - 8) * d;
+  }
+}
+
+// ggml's reference: d = (value of largest magnitude) / -8, so that value maps to nibble 0 and the
+// opposite side gets one extra level; codes are trunc(x/d + 8.5) capped at 15.
+void quantize_q4_0(const float* in, uint8_t* block) {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < 32; ++j)
+    if (std::fabs(in[j]) > amax) {
+      amax = std::fabs(in[j]);
+      max = in[j];
+    }
+  const float d = max / -8.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  store_le16(fp32_to_fp16(d), block);
+  auto code = [&](float x) { return (uint8_t)std::min(15, (int)(int8_t)(x * id + 8.5f)); };
+  for (int j = 0; j < 16; ++j) block[2 + j] = (uint8_t)(code(in[j]) | (code(in[j + 16]) << 4));
+}
+
+void dequantize_q8_0(const uint8_t* block, float* out) {
+  const float d = fp16_to_fp32(load_le16(block));
+  for (int j = 0; j < 32; ++j) out[j] = (float)(int8_t)block[2 + j] * d;
+}
+
+// ggml's reference: d = amax / 127, qs = round half away from zero of x / d.
+void quantize_q8_0(const float* in, uint8_t* block) {
+  float amax = 0.0f;
+  for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(in[j]));
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  store_le16(fp32_to_fp16(d), block);
+  for (int j = 0; j < 32; ++j) block[2 + j] = (uint8_t)(int8_t)std::round(in[j] * id);
+}
+
+void dequantize_q6_k(const uint8_t* block, float* out) {
+  const float d = fp16_to_fp32(load_le16(block + kQ6D));
+  for (int i = 0; i < 256; ++i) {
+    const Q6Position p = q6_position(i);
+    const int code = ((block[p.ql_byte] >> p.ql_shift) & 0x0f) | (((block[p.qh_byte] >> p.qh_shift) & 3) << 4);
+    out[i] = d * (float)(int8_t)block[kQ6Scales + p.scale] * (float)(code - 32);
+  }
+}
+
+// Best scale for 16 values on the levels -32..31: tries 21 candidate step sizes around the one
+// that puts the value of largest magnitude on -32, refits each by least squares for the levels
+// it produced, and keeps the fit with the smallest squared error.
+float q6_subblock_scale(const float* x) {
+  float max = 0.0f, amax = 0.0f;
+  for (int j = 0; j < 16; ++j)
+    if (std::fabs(x[j]) > amax) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  if (amax == 0.0f) return 0.0f;
+  float best_scale = 0.0f;
+  double best_error = INFINITY;
+  for (int step = -10; step <= 10; ++step) {
+    const float inverse = -(32.0f + 0.1f * (float)step) / max;
+    double sum_xl = 0, sum_ll = 0;
+    int levels[16];
+    for (int j = 0; j < 16; ++j) {
+      levels[j] = std::clamp((int)std::lround(x[j] * inverse), -32, 31);
+      sum_xl += (double)x[j] * levels[j];
+      sum_ll += (double)levels[j] * levels[j];
+    }
+    if (sum_ll == 0) continue;
+    const float scale = (float)(sum_xl / sum_ll);
+    double error = 0;
+    for (int j = 0; j < 16; ++j) {
+      const double residual = (double)x[j] - (double)scale * levels[j];
+      error += residual * residual;
+    }
+    if (error < best_error) {
+      best_error = error;
+      best_scale = scale;
+    }
+  }
+  return best_scale;
+}
+
+// Our Q6_K quantizer (not bit-identical to ggml's): a least-squares scale per 16-value
+// sub-block (q6_subblock_scale), d = max |sub-block scale| / 127 stored as f16, int8 sub-block
+// scales round(scale / d), then every value requantized against the scale actually stored,
+// d * scales[j], rounded to nearest and clamped to -32..31.
+void quantize_q6_k(const float* in, uint8_t* block) {
+  std::memset(block, 0, kQ6Bytes);
+  float sub_scales[16];
+  float max_scale = 0.0f;
+  for (int j = 0; j < 16; ++j) {
+    sub_scales[j] = q6_subblock_scale(in + 16 * j);
+    max_scale = std::max(max_scale, std::fabs(sub_scales[j]));
+  }
+  const uint16_t d_bits = fp32_to_fp16(max_scale / 127.0f);
+  const float d = fp16_to_fp32(d_bits);
+  if (d == 0.0f) return;  // all zero (or below f16 range): an all-zero block decodes to zeros
+  store_le16(d_bits, block + kQ6D);
+  for (int j = 0; j < 16; ++j)
+    block[kQ6Scales + j] = (uint8_t)(int8_t)std::clamp((int)std::lround(sub_scales[j] / d), -127, 127);
+  for (int i = 0; i < 256; ++i) {
+    const Q6Position p = q6_position(i);
+    const float step = d * (float)(int8_t)block[kQ6Scales + p.scale];
+    const int level = step != 0.0f ? std::clamp((int)std::lround(in[i] / step), -32, 31) : 0;
+    const int code = level + 32;
+    block[p.ql_byte] |= (uint8_t)((code & 0x0f) << p.ql_shift);
+    block[p.qh_byte] |= (uint8_t)((code >> 4) << p.qh_shift);
+  }
+}
+
+void dequantize_tq(TensorType t, const uint8_t* block, float* out) {
+  const bool tq1 = t == TensorType::TQ1_0;
+  const int bytes = tq1 ? detail::kTq1BlockBytes : detail::kTq2BlockBytes;
+  uint8_t codes[detail::kTernaryBlock];
+  if (tq1)
+    detail::tq1_0_decode_codes(block, codes);
+  else
+    detail::tq2_0_decode_codes(block, codes);
+  const float d = fp16_to_fp32(detail::tq_block_scale_bits(block, bytes));
+  for (int i = 0; i < detail::kTernaryBlock; ++i) out[i] = (float)(codes[i] - 1) * d;
+}
+
+void require_whole_blocks(TensorType t, int64_t ne0, const char* what) {
+  const int64_t block = block_size(t);
+  if (ne0 < 0 || block <= 0 || ne0 % block != 0)
+    throw Error(std::string(what) + ": row length " + std::to_string(ne0) + " is not a multiple of the " +
+                type_name(t) + " block size " + std::to_string(block));
+}
+
+}  // namespace
+
+void dequantize_row(TensorType t, const void* row, float* out, int64_t ne0) {
+  const auto* bytes = static_cast<const uint8_t*>(row);
+  switch (t) {
+    case TensorType::F32:
+      std::memcpy(out, bytes, (size_t)ne0 * 4);
+      return;
+    case TensorType::F16:
+      for (int64_t i = 0; i < ne0; ++i) out[i] = fp16_to_fp32(load_le16(bytes + 2 * i));
+      return;
+    case TensorType::BF16:
+      for (int64_t i = 0; i < ne0; ++i) out[i] = bf16_to_fp32(load_le16(bytes + 2 * i));
+      return;
+    case TensorType::Q4_0:
+    case TensorType::Q8_0:
+    case TensorType::Q6_K:
+    case TensorType::TQ1_0:
+    case TensorType::TQ2_0:
+      break;
+    default:
+      throw Error(std::string("dequantize_row: tensor type ") + type_name(t) +
+                  " has no self-contained rows; read it with read_ternary_row");
+  }
+  require_whole_blocks(t, ne0, "dequantize_row");
+  const int64_t block = block_size(t);
+  const uint64_t block_bytes = row_nbytes(t, (uint64_t)block);
+  for (int64_t b = 0; b < ne0 / block; ++b) {
+    const uint8_t* in = bytes + (uint64_t)b * block_bytes;
+    float* dst = out + b * block;
+    switch (t) {
+      case TensorType::Q4_0: dequantize_q4_0(in, dst); break;
+      case TensorType::Q8_0: dequantize_q8_0(in, dst); break;
+      case TensorType::Q6_K: dequantize_q6_k(in, dst); break;
+      default: dequantize_tq(t, in, dst); break;
+    }
+  }
+}
+
+void quantize_row(TensorType t, const float* in, void* row, int64_t ne0) {
+  auto* bytes = static_cast<uint8_t*>(row);
+  switch (t) {
+    case TensorType::F32:
+      std::memcpy(bytes, in, (size_t)ne0 * 4);
+      return;
+    case TensorType::F16:
+      for (int64_t i = 0; i < ne0; ++i) store_le16(fp32_to_fp16(in[i]), bytes + 2 * i);
+      return;
+    case TensorType::BF16:
+      for (int64_t i = 0; i < ne0; ++i) store_le16(fp32_to_bf16(in[i]), bytes + 2 * i);
+      return;
+    case TensorType::Q4_0:
+    case TensorType::Q8_0:
+    case TensorType::Q6_K:
+      break;
+    default:
+      throw Error(std::string("quantize_row: tensor type ") + type_name(t) +
+                  " is not quantized from floats; ternary types are written with write_ternary_row / encode_i2s");
+  }
+  require_whole_blocks(t, ne0, "quantize_row");
+  const int64_t block = block_size(t);
+  const uint64_t block_bytes = row_nbytes(t, (uint64_t)block);
+  for (int64_t b = 0; b < ne0 / block; ++b) {
+    const float* src = in + b * block;
+    uint8_t* dst = bytes + (uint64_t)b * block_bytes;
+    switch (t) {
+      case TensorType::Q4_0: quantize_q4_0(src, dst); break;
+      case TensorType::Q8_0: quantize_q8_0(src, dst); break;
+      default: quantize_q6_k(src, dst); break;
+    }
+  }
+}
+
+}  // namespace bitnet

@@ -1,0 +1,68 @@
+// Bit layouts of ggml's TQ2_0 and TQ1_0 blocks (see docs in ternary_blocks.h and formats.md).
+#include "formats/ternary_blocks.h"
+
+#include "formats/byte_order.h"
+
+namespace bitnet::detail {
+
+namespace {
+
+// TQ1_0 packs 5 trits per byte in three sections. Byte b of a section holds the values
+// first_value + b + n * bytes (n = 0..trits-1, n = 0 the most significant trit); a section with
+// 4 trits per byte pads with a zero trit in the least significant place.
+struct Tq1Section {
+  int first_byte;
+  int bytes;
+  int first_value;
+  int trits;
+};
+constexpr Tq1Section kTq1Sections[] = {
+    {0, 32, 0, 5},     // qs[0..31]: values 0..159
+    {32, 16, 160, 5},  // qs[32..47]: values 160..239
+    {48, 4, 240, 4},   // qh[0..3]: values 240..255
+};
+constexpr uint8_t kPow3[5] = {1, 3, 9, 27, 81};
+
+}  // namespace
+
+uint16_t tq_block_scale_bits(const uint8_t* block, int block_bytes) {
+  return load_le16(block + block_bytes - 2);
+}
+
+void tq2_0_decode_codes(const uint8_t* block, uint8_t* codes) {
+  for (int half = 0; half < 2; ++half)
+    for (int m = 0; m < 32; ++m)
+      for (int n = 0; n < 4; ++n) codes[128 * half + m + 32 * n] = (block[32 * half + m] >> (2 * n)) & 3;
+}
+
+void tq2_0_encode_block(const uint8_t* codes, uint16_t d_bits, uint8_t* block) {
+  for (int half = 0; half < 2; ++half)
+    for (int m = 0; m < 32; ++m) {
+      uint8_t byte = 0;
+      for (int n = 0; n < 4; ++n) byte |= (uint8_t)(codes[128 * half + m + 32 * n] << (2 * n));
+      block[32 * half + m] = byte;
+    }
+  store_le16(d_bits, block + kTq2BlockBytes - 2);
+}
+
+void tq1_0_decode_codes(const uint8_t* block, uint8_t* codes) {
+  for (const Tq1Section& s : kTq1Sections)
+    for (int b = 0; b < s.bytes; ++b)
+      for (int n = 0; n < s.trits; ++n) {
+        // Multiplying by 3^n (mod 256) moves trit n to the top; (x * 3) >> 8 then reads it.
+        const uint8_t shifted = (uint8_t)(block[s.first_byte + b] * kPow3[n]);
+        codes[s.first_value + b + n * s.bytes] = (uint8_t)((shifted * 3u) >> 8);
+      }
+}
+
+void tq1_0_encode_block(const uint8_t* codes, uint16_t d_bits, uint8_t* block) {
+  for (const Tq1Section& s : kTq1Sections)
+    for (int b = 0; b < s.bytes; ++b) {
+      uint32_t q = 0;  // base-3 number of 5 trits, first trit most significant
+      for (int n = 0; n < 5; ++n) q = q * 3 + (n < s.trits ? codes[s.first_value + b + n * s.bytes] : 0);
+      block[s.first_byte + b] = (uint8_t)((q * 256 + 242) / 243);  // ceil(q * 256 / 243) <= 255
+    }
+  store_le16(d_bits, block + kTq1BlockBytes - 2);
+}
+
+}  // namespace bitnet::detail
