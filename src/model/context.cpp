@@ -1,0 +1,272 @@
+// The forward pass (BitNet b1.58 and LLaMA families) over a batch of tokens from any sequences,
+// with a per-sequence KV cache. Read top to bottom in Forward::run().
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "model_impl.h"
+
+namespace bitnet {
+
+namespace {
+
+void rmsnorm(const float* x, const float* w, float* out, int64_t n, float eps) {
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += (double)x[i] * x[i];
+  const float inv = (float)(1.0 / std::sqrt(ss / (double)n + eps));
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * inv * w[i];
+}
+
+class ContextImpl final : public Context {
+ public:
+  ContextImpl(const ModelImpl& m, const ContextParams& p);
+
+  void decode(const Batch& batch) override;
+  const float* logits(size_t j) const override {
+    if (j >= n_logits_) throw Error("logits index " + std::to_string(j) + " out of range");
+    return logits_.data() + j * (size_t)m_.cfg.n_vocab;
+  }
+  void clear_sequence(int seq) override {
+    if (seq < 0 || seq >= n_seq_) throw Error("sequence " + std::to_string(seq) + " out of range");
+    seq_len_[(size_t)seq] = 0;
+  }
+  int n_ctx() const override { return n_ctx_; }
+  int n_seq() const override { return n_seq_; }
+  size_t kv_bytes() const override { return kv_bytes_; }
+  ThreadPool& threads() override { return pool_; }
+
+ private:
+  void forward(const int32_t* tokens, const int32_t* pos, const int32_t* seq, const uint8_t* want,
+               int64_t n);
+  void attention(int64_t layer, const int32_t* pos, const int32_t* seq, int64_t n);
+  void rope(float* v, int64_t n_heads, int64_t p) const;
+  // Cache row of (sequence, layer, position): kv_dim values, f16 or f32.
+  uint8_t* k_row(int s, int64_t l, int64_t p) { return kv_row(k_cache_, s, l, p); }
+  uint8_t* v_row(int s, int64_t l, int64_t p) { return kv_row(v_cache_, s, l, p); }
+  uint8_t* kv_row(AlignedBytes& cache, int s, int64_t l, int64_t p) {
+    return cache.get() + (((size_t)s * m_.cfg.n_layer + l) * n_ctx_ + p) * kv_row_bytes_;
+  }
+  void store_kv(const float* src, uint8_t* dst) {
+    if (kv_f32_) std::memcpy(dst, src, kv_row_bytes_);
+    else kernels().fp32_to_fp16_row(src, reinterpret_cast<uint16_t*>(dst), kv_dim_);
+  }
+
+  const ModelImpl& m_;
+  ThreadPool pool_;
+  int n_ctx_, n_seq_, n_batch_;
+  bool kv_f32_;
+  int64_t q_dim_, kv_dim_;
+  size_t kv_row_bytes_, kv_bytes_;
+  AlignedBytes k_cache_, v_cache_;
+  std::vector<int32_t> seq_len_;
+  std::vector<float> rope_inv_freq_;
+  // Activations of the current micro-batch.
+  std::vector<float> x_, h_, q_, k_, v_, att_, gate_, up_, ffn_, out_, logits_;
+  QuantizedActs qa_;
+  size_t n_logits_ = 0;
+};
+
+ContextImpl::ContextImpl(const ModelImpl& m, const ContextParams& p)
+    : m_(m), pool_(p.n_threads > 0 ? p.n_threads : physical_core_count()) {
+  const ModelConfig& c = m.cfg;
+  n_ctx_ = p.n_ctx > 0 ? (int)std::min<int64_t>(p.n_ctx, c.n_ctx_train) : (int)c.n_ctx_train;
+  n_seq_ = p.n_seq;
+  n_batch_ = p.n_batch;
+  if (n_seq_ < 1 || n_seq_ > 1024) throw Error("n_seq " + std::to_string(n_seq_) + " out of range [1, 1024]");
+  if (n_batch_ < 1) throw Error("batch size must be positive");
+  kv_f32_ = p.kv_f32;
+  q_dim_ = c.n_head * c.head_dim;
+  kv_dim_ = c.n_head_kv * c.head_dim;
+  kv_row_bytes_ = (size_t)kv_dim_ * (kv_f32_ ? 4 : 2);
+  kv_bytes_ = 2 * (size_t)n_seq_ * c.n_layer * n_ctx_ * kv_row_bytes_;
+  k_cache_ = allocate_aligned(kv_bytes_ / 2);
+  v_cache_ = allocate_aligned(kv_bytes_ / 2);
+  seq_len_.assign((size_t)n_seq_, 0);
+  for (int64_t i = 0; i < m.n_rot / 2; ++i)
+    rope_inv_freq_.push_back((float)std::pow((double)c.rope_theta, -2.0 * (double)i / (double)m.n_rot));
+}
+
+void ContextImpl::decode(const Batch& batch) {
+  const size_t n = batch.size();
+  if (batch.pos.size() != n || batch.seq.size() != n || batch.want_logits.size() != n)
+    throw Error("batch arrays have different lengths");
+  // Validate the whole batch before touching the cache.
+  std::vector<int32_t> len = seq_len_;
+  size_t n_out = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const int32_t t = batch.token[i], p = batch.pos[i], s = batch.seq[i];
+    if (t < 0 || t >= m_.cfg.n_vocab)
+      throw Error("token id " + std::to_string(t) + " out of the vocabulary (n_vocab " + std::to_string(m_.cfg.n_vocab) + ")");
+    if (s < 0 || s >= n_seq_) throw Error("sequence id " + std::to_string(s) + " out of range [0, " + std::to_string(n_seq_) + ")");
+    if (p < 0 || p >= n_ctx_)
+      throw Error("position " + std::to_string(p) + " is outside the context of " + std::to_string(n_ctx_) + " tokens");
+    if (p > len[(size_t)s])
+      throw Error("position " + std::to_string(p) + " of sequence " + std::to_string(s) +
+                  " skips positions (the sequence holds " + std::to_string(len[(size_t)s]) + ")");
+    len[(size_t)s] = p + 1;
+    n_out += batch.want_logits[i] ? 1 : 0;
+  }
+  logits_.resize(n_out * (size_t)m_.cfg.n_vocab);
+  n_logits_ = 0;
+  for (size_t b = 0; b < n; b += (size_t)n_batch_) {
+    const int64_t nb = (int64_t)std::min(n - b, (size_t)n_batch_);
+    forward(&batch.token[b], &batch.pos[b], &batch.seq[b], &batch.want_logits[b], nb);
+  }
+  seq_len_ = std::move(len);
+}
+
+void ContextImpl::rope(float* v, int64_t n_heads, int64_t p) const {
+  const int64_t hd = m_.cfg.head_dim, half = m_.n_rot / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const double angle = (double)p * rope_inv_freq_[(size_t)i];
+    const float c = (float)std::cos(angle), s = (float)std::sin(angle);
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* head = v + h * hd;
+      // NEOX rotates (i, i + n_rot/2); the original LLaMA layout rotates (2i, 2i + 1).
+      float* a = m_.cfg.rope_neox ? head + i : head + 2 * i;
+      float* b = m_.cfg.rope_neox ? head + i + half : head + 2 * i + 1;
+      const float x0 = *a, x1 = *b;
+      *a = x0 * c - x1 * s;
+      *b = x0 * s + x1 * c;
+    }
+  }
+}
+
+void ContextImpl::attention(int64_t layer, const int32_t* pos, const int32_t* seq, int64_t n) {
+  const ModelConfig& c = m_.cfg;
+  const int64_t hd = c.head_dim, group = c.n_head / c.n_head_kv;
+  const float scale = 1.0f / std::sqrt((float)hd);
+  const Kernels& kn = kernels();
+  pool_.parallel_for(n * c.n_head, [&](int64_t task) {
+    const int64_t i = task / c.n_head, h = task % c.n_head, kvh = h / group;
+    const int s = seq[i];
+    const int64_t p = pos[i];
+    const float* q = q_.data() + i * q_dim_ + h * hd;
+    float* out = att_.data() + i * q_dim_ + h * hd;
+    thread_local std::vector<float> scores;
+    scores.resize((size_t)p + 1);
+    float max_score = -INFINITY;
+    for (int64_t t = 0; t <= p; ++t) {
+      const uint8_t* k = k_row(s, layer, t) + (size_t)kvh * hd * (kv_f32_ ? 4 : 2);
+      const float d = kv_f32_ ? kn.dot_f32(reinterpret_cast<const float*>(k), q, hd)
+                              : kn.dot_f16_f32(reinterpret_cast<const uint16_t*>(k), q, hd);
+      scores[(size_t)t] = d * scale;
+      max_score = std::max(max_score, scores[(size_t)t]);
+    }
+    double sum = 0;
+    for (int64_t t = 0; t <= p; ++t) {
+      scores[(size_t)t] = std::exp(scores[(size_t)t] - max_score);
+      sum += scores[(size_t)t];
+    }
+    const float inv_sum = (float)(1.0 / sum);
+    std::fill(out, out + hd, 0.f);
+    for (int64_t t = 0; t <= p; ++t) {
+      const float w = scores[(size_t)t] * inv_sum;
+      const uint8_t* v = v_row(s, layer, t) + (size_t)kvh * hd * (kv_f32_ ? 4 : 2);
+      if (kv_f32_) {
+        const float* vf = reinterpret_cast<const float*>(v);
+        for (int64_t d = 0; d < hd; ++d) out[d] += w * vf[d];
+      } else {
+        kn.axpy_f16(w, reinterpret_cast<const uint16_t*>(v), out, hd);
+      }
+    }
+  });
+}
+
+void ContextImpl::forward(const int32_t* tokens, const int32_t* pos, const int32_t* seq,
+                          const uint8_t* want, int64_t n) {
+  const ModelConfig& c = m_.cfg;
+  const int64_t E = c.n_embd, F = c.n_ff;
+  x_.resize((size_t)(n * E));
+  h_.resize((size_t)(n * std::max(E, q_dim_)));
+  q_.resize((size_t)(n * q_dim_));
+  k_.resize((size_t)(n * kv_dim_));
+  v_.resize((size_t)(n * kv_dim_));
+  att_.resize((size_t)(n * q_dim_));
+  gate_.resize((size_t)(n * F));
+  up_.resize((size_t)(n * F));
+  ffn_.resize((size_t)(n * E));
+
+  // Per-token loops over elementwise work.
+  auto per_token = [&](const std::function<void(int64_t)>& fn) {
+    if (n == 1) fn(0);
+    else pool_.parallel_for(n, fn);
+  };
+  // A linear layer on `in` (n rows of `in_dim`), quantizing once when the weight is ternary.
+  auto prepare = [&](const Linear& w, const float* in) {
+    if (w.ternary) quantize_acts(in, n, w.in, qa_, pool_);
+  };
+
+  // Embeddings.
+  const size_t embd_row = row_nbytes(m_.token_embd_type, (uint64_t)E);
+  per_token([&](int64_t i) {
+    dequantize_row(m_.token_embd_type, m_.token_embd->data + (size_t)tokens[i] * embd_row, x_.data() + i * E, E);
+  });
+
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    const Layer& L = m_.layers[(size_t)l];
+
+    // Attention block.
+    per_token([&](int64_t i) { rmsnorm(x_.data() + i * E, L.attn_norm.data(), h_.data() + i * E, E, c.rms_eps); });
+    prepare(L.wq, h_.data());  // q, k, v share the input and its quantization
+    linear_forward(L.wq, h_.data(), &qa_, n, q_.data(), pool_);
+    linear_forward(L.wk, h_.data(), &qa_, n, k_.data(), pool_);
+    linear_forward(L.wv, h_.data(), &qa_, n, v_.data(), pool_);
+    per_token([&](int64_t i) {
+      rope(q_.data() + i * q_dim_, c.n_head, pos[i]);
+      rope(k_.data() + i * kv_dim_, c.n_head_kv, pos[i]);
+      store_kv(k_.data() + i * kv_dim_, k_row(seq[i], l, pos[i]));
+      store_kv(v_.data() + i * kv_dim_, v_row(seq[i], l, pos[i]));
+    });
+    attention(l, pos, seq, n);
+    const float* o_in = att_.data();
+    if (c.sub_norms) {
+      per_token([&](int64_t i) {
+        rmsnorm(att_.data() + i * q_dim_, L.attn_sub_norm.data(), h_.data() + i * q_dim_, q_dim_, c.rms_eps);
+      });
+      o_in = h_.data();
+    }
+    prepare(L.wo, o_in);
+    linear_forward(L.wo, o_in, &qa_, n, ffn_.data(), pool_);
+    for (size_t j = 0; j < x_.size(); ++j) x_[j] += ffn_[j];
+
+    // Feed-forward block.
+    per_token([&](int64_t i) { rmsnorm(x_.data() + i * E, L.ffn_norm.data(), h_.data() + i * E, E, c.rms_eps); });
+    prepare(L.gate, h_.data());  // gate and up share the input
+    linear_forward(L.gate, h_.data(), &qa_, n, gate_.data(), pool_);
+    linear_forward(L.up, h_.data(), &qa_, n, up_.data(), pool_);
+    per_token([&](int64_t i) {
+      float* g = gate_.data() + i * F;
+      const float* u = up_.data() + i * F;
+      for (int64_t j = 0; j < F; ++j) {
+        const float a = c.ffn_relu2 ? std::max(g[j], 0.f) * std::max(g[j], 0.f) : g[j] / (1.f + std::exp(-g[j]));
+        g[j] = a * u[j];
+      }
+      if (c.sub_norms) rmsnorm(g, L.ffn_sub_norm.data(), g, F, c.rms_eps);
+    });
+    prepare(L.down, gate_.data());
+    linear_forward(L.down, gate_.data(), &qa_, n, ffn_.data(), pool_);
+    for (size_t j = 0; j < x_.size(); ++j) x_[j] += ffn_[j];
+  }
+
+  // Head, only for the tokens that want logits.
+  std::vector<int64_t> rows;
+  for (int64_t i = 0; i < n; ++i)
+    if (want[i]) rows.push_back(i);
+  if (rows.empty()) return;
+  out_.resize(rows.size() * (size_t)E);
+  for (size_t r = 0; r < rows.size(); ++r)
+    rmsnorm(x_.data() + rows[r] * E, m_.output_norm.data(), out_.data() + r * E, E, c.rms_eps);
+  float* dst = logits_.data() + n_logits_ * (size_t)c.n_vocab;
+  if (m_.head.ternary) quantize_acts(out_.data(), (int64_t)rows.size(), E, qa_, pool_);
+  linear_forward(m_.head, out_.data(), &qa_, (int64_t)rows.size(), dst, pool_);
+  n_logits_ += rows.size();
+}
+
+}  // namespace
+
+std::unique_ptr<Context> Context::create(const Model& model, const ContextParams& params) {
+  return std::make_unique<ContextImpl>(static_cast<const ModelImpl&>(model), params);
+}
+
+}  // namespace bitnet

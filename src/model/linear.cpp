@@ -1,0 +1,116 @@
+// Matrix products of the linear layers, split into tasks over output rows (and token blocks).
+#include <algorithm>
+#include <cstring>
+
+#include "model_impl.h"
+
+namespace bitnet {
+
+AlignedBytes allocate_aligned(size_t bytes) {
+  size_t rounded = (bytes + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, rounded ? rounded : 64);
+  if (!p) throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
+  std::memset(p, 0, rounded);
+  return AlignedBytes(static_cast<uint8_t*>(p));
+}
+
+namespace {
+
+// Rows per task: enough tasks for load balance across threads, rows in multiples of 16 so SIMD
+// kernels work on full row groups.
+int64_t rows_per_task(int64_t rows, int threads) {
+  int64_t target_tasks = (int64_t)threads * 8;
+  int64_t r = (rows + target_tasks - 1) / target_tasks;
+  r = (r + 15) / 16 * 16;
+  return std::max<int64_t>(r, 16);
+}
+
+// Tokens per task block: keeps one block's activations within L2 while weights stream once per block.
+constexpr int64_t kTokenBlock = 64;
+
+}  // namespace
+
+void quantize_acts(const float* x, int64_t n, int64_t k, QuantizedActs& out, ThreadPool& pool) {
+  const Kernels& kn = kernels();
+  out.kp = ternary_padded_cols(k);
+  out.n = n;
+  out.q.resize((size_t)(n * out.kp));
+  out.scale.resize((size_t)n);
+  out.sum.resize((size_t)n);
+  auto run = [&](int64_t i) {
+    kn.quantize_row_i8(x + i * k, k, out.kp, out.q.data() + i * out.kp, &out.scale[i], &out.sum[i]);
+  };
+  if (n < 4) {
+    for (int64_t i = 0; i < n; ++i) run(i);
+  } else {
+    pool.parallel_for(n, run);
+  }
+}
+
+void ternary_matmul(const Linear& w, const QuantizedActs& a, float* y, ThreadPool& pool) {
+  const Kernels& kn = kernels();
+  const int64_t rpt = rows_per_task(w.out, pool.size());
+  const int64_t row_tasks = (w.out + rpt - 1) / rpt;
+  const int64_t token_tasks = (a.n + kTokenBlock - 1) / kTokenBlock;
+  pool.parallel_for(row_tasks * token_tasks, [&](int64_t task) {
+    const int64_t rt = task % row_tasks, tt = task / row_tasks;
+    const int64_t t0 = tt * kTokenBlock, t1 = std::min(a.n, t0 + kTokenBlock);
+    TernaryGemmArgs args;
+    args.w = w.packed.get();
+    args.w_stride = w.stride;
+    args.row_scale = w.row_scale.data();
+    args.kp = a.kp;
+    args.q = a.q.data() + t0 * a.kp;
+    args.q_stride = (size_t)a.kp;
+    args.act_scale = a.scale.data() + t0;
+    args.act_sum = a.sum.data() + t0;
+    args.n_tokens = t1 - t0;
+    args.y = y + t0 * w.out;
+    args.y_stride = (size_t)w.out;
+    args.m0 = rt * rpt;
+    args.m1 = std::min(w.out, args.m0 + rpt);
+    kn.ternary_gemm(args);
+  });
+}
+
+void float_matmul(const Linear& w, const float* x, int64_t n, float* y, ThreadPool& pool) {
+  const Kernels& kn = kernels();
+  const int64_t rpt = rows_per_task(w.out, pool.size());
+  const int64_t tasks = (w.out + rpt - 1) / rpt;
+  pool.parallel_for(tasks, [&](int64_t task) {
+    const int64_t m0 = task * rpt, m1 = std::min(w.out, m0 + rpt);
+    thread_local std::vector<float> row;
+    for (int64_t m = m0; m < m1; ++m) {
+      const uint8_t* src = w.data + (size_t)m * w.row_bytes;
+      const float* wr = nullptr;
+      if (w.type == TensorType::F32) {
+        wr = reinterpret_cast<const float*>(src);
+      } else if (w.type == TensorType::F16 && n == 1) {
+        // Generation: one pass over the f16 row, no conversion buffer.
+        y[m] = kn.dot_f16_f32(reinterpret_cast<const uint16_t*>(src), x, w.in) * w.out_scale;
+        continue;
+      } else {
+        row.resize((size_t)w.in);
+        if (w.type == TensorType::F16)
+          kn.fp16_to_fp32_row(reinterpret_cast<const uint16_t*>(src), row.data(), w.in);
+        else
+          dequantize_row(w.type, src, row.data(), w.in);
+        wr = row.data();
+      }
+      for (int64_t i = 0; i < n; ++i) y[i * w.out + m] = kn.dot_f32(wr, x + i * w.in, w.in) * w.out_scale;
+    }
+  });
+}
+
+void linear_forward(const Linear& w, const float* x, const QuantizedActs* qa, int64_t n, float* y,
+                    ThreadPool& pool) {
+  if (w.ternary)
+    ternary_matmul(w, *qa, y, pool);
+  else
+    float_matmul(w, x, n, y, pool);
+  if (!w.bias.empty())
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t m = 0; m < w.out; ++m) y[i * w.out + m] += w.bias[m];
+}
+
+}  // namespace bitnet

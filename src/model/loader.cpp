@@ -1,0 +1,316 @@
+// Model::load: hyperparameters from GGUF metadata, tensors checked for shape, ternary weights
+// repacked into the kernels' runtime layout, float tensors read in place from the mapping.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include "model_impl.h"
+
+namespace bitnet {
+
+namespace {
+
+struct ArchTraits {
+  const char* name;
+  Arch arch;
+  bool rope_neox, ffn_relu2, sub_norms, tied_head;
+};
+
+constexpr ArchTraits kArchs[] = {
+    {"bitnet-b1.58", Arch::BitNetB158, true, true, true, true},
+    {"bitnet-25", Arch::BitNetB158, true, true, true, true},
+    {"bitnet", Arch::BitNet, true, false, true, true},
+    {"llama", Arch::Llama, false, false, false, false},
+};
+
+class Loader {
+ public:
+  Loader(ModelImpl& m, const LoadOptions& opts, ThreadPool& pool)
+      : m_(m), file_(*m.file), opts_(opts), pool_(pool) {}
+
+  void load();
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const { throw Error(file_.path() + ": " + what); }
+  const gguf::TensorInfo& tensor(const std::string& name) const;
+  const gguf::TensorInfo* optional_tensor(const std::string& name) const { return file_.find_tensor(name); }
+  void check_shape(const gguf::TensorInfo& t, std::initializer_list<int64_t> dims) const;
+  std::vector<float> load_vector(const std::string& name, int64_t n) const;
+  Linear load_linear(const std::string& prefix, int64_t in, int64_t out);
+  void pack_ternary(const gguf::TensorInfo& t, TensorType type, Linear& lin);
+  void read_config();
+  void progress(uint64_t bytes);
+
+  ModelImpl& m_;
+  const gguf::File& file_;
+  const LoadOptions& opts_;
+  ThreadPool& pool_;
+  bool bitnet_file_ = false;
+  bool tied_head_ = false;
+  uint64_t bytes_total_ = 0, bytes_done_ = 0;
+  int last_percent_ = -1;
+  bool show_progress_ = false;
+};
+
+const gguf::TensorInfo& Loader::tensor(const std::string& name) const {
+  const gguf::TensorInfo* t = file_.find_tensor(name);
+  if (!t) fail("missing tensor '" + name + "'");
+  return *t;
+}
+
+void Loader::check_shape(const gguf::TensorInfo& t, std::initializer_list<int64_t> dims) const {
+  // Trailing dimensions of 1 are allowed ({n} may be stored as {n, 1}).
+  bool ok = true;
+  int i = 0;
+  for (int64_t d : dims) ok = ok && (int64_t)t.ne[i++] == d;
+  for (; i < gguf::kMaxDims; ++i) ok = ok && t.ne[i] == 1;
+  if (ok) return;
+  auto fmt = [](auto begin, auto end) {
+    std::string s = "{";
+    for (auto it = begin; it != end; ++it) s += (it == begin ? "" : ", ") + std::to_string(*it);
+    return s + "}";
+  };
+  fail("tensor '" + t.name + "' has shape " + fmt(t.ne, t.ne + std::max(1, t.n_dims)) + ", expected " +
+       fmt(dims.begin(), dims.end()));
+}
+
+std::vector<float> Loader::load_vector(const std::string& name, int64_t n) const {
+  const gguf::TensorInfo& t = tensor(name);
+  check_shape(t, {n});
+  TensorType type = resolve_type(t.type, bitnet_file_, name);
+  if (type != TensorType::F32 && type != TensorType::F16 && type != TensorType::BF16)
+    fail("tensor '" + name + "' has type " + type_name(type) + ", expected F32, F16 or BF16");
+  std::vector<float> v((size_t)n);
+  dequantize_row(type, t.data, v.data(), n);
+  return v;
+}
+
+void Loader::progress(uint64_t bytes) {
+  if (!show_progress_) return;
+  bytes_done_ += bytes;
+  int pct = bytes_total_ ? (int)(100 * bytes_done_ / bytes_total_) : 100;
+  if (pct != last_percent_) {
+    last_percent_ = pct;
+    std::fprintf(stderr, "\rloading model: %3d%%", pct);
+    if (pct == 100) std::fputc('\n', stderr);
+  }
+}
+
+// Repacks a ternary tensor row by row. I2_S rows whose length is a multiple of 128 already have the
+// runtime block layout and are copied; the unused code 3 (read as 0) is rewritten to 1 (t = 0).
+void Loader::pack_ternary(const gguf::TensorInfo& t, TensorType type, Linear& lin) {
+  lin.ternary = true;
+  lin.stride = ternary_row_stride(lin.in);
+  lin.packed = allocate_aligned(lin.stride * (size_t)lin.out);
+  lin.row_scale.assign((size_t)lin.out, 0.f);
+  const bool direct = type == TensorType::I2_S && lin.in % kTernaryBlock == 0;
+  const size_t row_bytes = ternary_row_bytes(lin.in);
+  std::atomic<bool> failed{false};
+  std::string error;
+  std::mutex error_mu;
+  constexpr int64_t kRowsPerTask = 64;
+  pool_.parallel_for((lin.out + kRowsPerTask - 1) / kRowsPerTask, [&](int64_t task) {
+    std::vector<int8_t> values((size_t)lin.in);
+    const int64_t r1 = std::min(lin.out, (task + 1) * kRowsPerTask);
+    try {
+      for (int64_t r = task * kRowsPerTask; r < r1; ++r) {
+        uint8_t* dst = lin.packed.get() + (size_t)r * lin.stride;
+        if (direct) {
+          std::memcpy(dst, t.data + (size_t)r * row_bytes, row_bytes);
+          for (size_t i = 0; i < row_bytes; ++i) {
+            uint8_t b = dst[i], threes = b & (b >> 1) & 0x55;  // low bit of each field that is 3
+            dst[i] = (uint8_t)(b & ~(threes << 1));             // 3 -> 1
+          }
+          float scale;
+          std::memcpy(&scale, t.data + (uint64_t)lin.in * lin.out / 4, sizeof scale);
+          lin.row_scale[r] = scale;
+        } else {
+          lin.row_scale[r] = read_ternary_row(type, t.data, lin.in, lin.out, r, values.data(), t.name);
+          pack_ternary_row(values.data(), lin.in, dst);
+        }
+      }
+    } catch (const Error& e) {
+      std::lock_guard<std::mutex> lock(error_mu);
+      if (!failed.exchange(true)) error = e.what();
+    }
+  });
+  if (failed) fail(error);
+  for (float s : lin.row_scale)
+    if (!std::isfinite(s)) fail("tensor '" + t.name + "' has a non-finite scale");
+  // The source pages are no longer needed: drop them from this process's resident set.
+  const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  uintptr_t begin = ((uintptr_t)t.data + page - 1) / page * page;
+  uintptr_t end = ((uintptr_t)t.data + t.nbytes) / page * page;
+  if (end > begin) madvise((void*)begin, end - begin, MADV_DONTNEED);
+}
+
+Linear Loader::load_linear(const std::string& prefix, int64_t in, int64_t out) {
+  const gguf::TensorInfo& t = tensor(prefix + ".weight");
+  check_shape(t, {in, out});
+  Linear lin;
+  lin.name = t.name;
+  lin.in = in;
+  lin.out = out;
+  lin.type = resolve_type(t.type, bitnet_file_, t.name);
+  float extra_scale = 1.f;
+  if (const gguf::TensorInfo* s = optional_tensor(prefix + ".scale")) {
+    std::vector<float> v = load_vector(s->name, 1);
+    extra_scale = v[0];
+  }
+  if (is_ternary(lin.type)) {
+    pack_ternary(t, lin.type, lin);
+    for (float& s : lin.row_scale) s *= extra_scale;
+  } else {
+    lin.data = t.data;
+    lin.row_bytes = row_nbytes(lin.type, (uint64_t)in);
+    lin.out_scale = extra_scale;
+  }
+  if (optional_tensor(prefix + ".bias")) lin.bias = load_vector(prefix + ".bias", out);
+  progress(t.nbytes);
+  return lin;
+}
+
+void Loader::read_config() {
+  ModelConfig& c = m_.cfg;
+  c.arch_name = file_.get_string("general.architecture");
+  const ArchTraits* traits = nullptr;
+  for (const auto& a : kArchs)
+    if (c.arch_name == a.name) traits = &a;
+  if (!traits)
+    fail("general.architecture '" + c.arch_name +
+         "' is not supported (supported: bitnet-b1.58, bitnet-25, bitnet, llama)");
+  c.arch = traits->arch;
+  c.rope_neox = traits->rope_neox;
+  c.ffn_relu2 = traits->ffn_relu2;
+  c.sub_norms = traits->sub_norms;
+  bitnet_file_ = c.arch != Arch::Llama || file_.get_uint("general.file_type", 0) == 40;
+
+  const std::string a = c.arch_name + ".";
+  auto positive = [&](const std::string& key, uint64_t v) {
+    if (v == 0 || v > (1u << 24)) fail("metadata '" + key + "' = " + std::to_string(v) + " is out of range");
+    return (int64_t)v;
+  };
+  c.n_embd = positive(a + "embedding_length", file_.get_uint(a + "embedding_length"));
+  c.n_layer = positive(a + "block_count", file_.get_uint(a + "block_count"));
+  c.n_ff = positive(a + "feed_forward_length", file_.get_uint(a + "feed_forward_length"));
+  c.n_head = positive(a + "attention.head_count", file_.get_uint(a + "attention.head_count"));
+  c.n_head_kv = positive(a + "attention.head_count_kv",
+                         file_.get_uint(a + "attention.head_count_kv", (uint64_t)c.n_head));
+  c.n_ctx_train = positive(a + "context_length", file_.get_uint(a + "context_length"));
+  if (c.n_head % c.n_head_kv != 0)
+    fail("attention.head_count " + std::to_string(c.n_head) + " is not a multiple of head_count_kv " +
+         std::to_string(c.n_head_kv));
+  c.head_dim = positive(a + "attention.key_length",
+                        file_.get_uint(a + "attention.key_length", (uint64_t)(c.n_embd / c.n_head)));
+  m_.n_rot = positive(a + "rope.dimension_count", file_.get_uint(a + "rope.dimension_count", (uint64_t)c.head_dim));
+  if (m_.n_rot > c.head_dim || m_.n_rot % 2 != 0)
+    fail("rope.dimension_count " + std::to_string(m_.n_rot) + " does not fit head dimension " +
+         std::to_string(c.head_dim));
+  c.rope_theta = (float)file_.get_float(a + "rope.freq_base", 10000.0);
+  c.rms_eps = (float)file_.get_float(a + "attention.layer_norm_rms_epsilon", 1e-5);
+  if (!(c.rms_eps > 0) || !(c.rope_theta > 0)) fail("rope.freq_base / layer_norm_rms_epsilon must be positive");
+
+  const gguf::TensorInfo& embd = tensor("token_embd.weight");
+  if (embd.n_dims != 2 || (int64_t)embd.ne[0] != c.n_embd)
+    fail("tensor 'token_embd.weight' must have shape {" + std::to_string(c.n_embd) + ", n_vocab}");
+  c.n_vocab = (int64_t)embd.ne[1];
+  tied_head_ = traits->tied_head || !optional_tensor("output.weight");
+}
+
+void Loader::load() {
+  show_progress_ = opts_.progress && isatty(STDERR_FILENO);
+  read_config();
+  const ModelConfig& c = m_.cfg;
+
+  m_.tok = opts_.tokenizer_path.empty() ? Tokenizer::from_gguf(file_) : Tokenizer::from_file(opts_.tokenizer_path);
+  if (m_.tok->n_vocab() > c.n_vocab)
+    fail("tokenizer has " + std::to_string(m_.tok->n_vocab()) + " tokens but the model's vocabulary is " +
+         std::to_string(c.n_vocab));
+  m_.chat_template_text = file_.get_string("tokenizer.chat_template", "");
+
+  for (const auto& t : file_.tensors()) {
+    m_.params += t.n_elements();
+    bytes_total_ += t.nbytes;
+  }
+
+  m_.token_embd = &tensor("token_embd.weight");
+  m_.token_embd_type = resolve_type(m_.token_embd->type, bitnet_file_, "token_embd.weight");
+  if (is_ternary(m_.token_embd_type)) fail("tensor 'token_embd.weight' must be a float type, not ternary");
+  m_.output_norm = load_vector("output_norm.weight", c.n_embd);
+  m_.head = load_linear(tied_head_ ? "token_embd" : "output", c.n_embd, c.n_vocab);
+
+  const int64_t q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim;
+  m_.layers.resize((size_t)c.n_layer);
+  for (int64_t i = 0; i < c.n_layer; ++i) {
+    Layer& l = m_.layers[(size_t)i];
+    const std::string p = "blk." + std::to_string(i) + ".";
+    l.attn_norm = load_vector(p + "attn_norm.weight", c.n_embd);
+    l.ffn_norm = load_vector(p + "ffn_norm.weight", c.n_embd);
+    if (c.sub_norms) {
+      l.attn_sub_norm = load_vector(p + "attn_sub_norm.weight", q_dim);
+      l.ffn_sub_norm = load_vector(p + "ffn_sub_norm.weight", c.n_ff);
+    }
+    l.wq = load_linear(p + "attn_q", c.n_embd, q_dim);
+    l.wk = load_linear(p + "attn_k", c.n_embd, kv_dim);
+    l.wv = load_linear(p + "attn_v", c.n_embd, kv_dim);
+    l.wo = load_linear(p + "attn_output", q_dim, c.n_embd);
+    l.gate = load_linear(p + "ffn_gate", c.n_embd, c.n_ff);
+    l.up = load_linear(p + "ffn_up", c.n_embd, c.n_ff);
+    l.down = load_linear(p + "ffn_down", c.n_ff, c.n_embd);
+  }
+  progress(bytes_total_ - bytes_done_);
+}
+
+std::string size_label(uint64_t params) {
+  char buf[32];
+  if (params >= 1000000000ull) std::snprintf(buf, sizeof buf, "%.0fB", params / 1e9);
+  else std::snprintf(buf, sizeof buf, "%.0fM", params / 1e6);
+  return buf;
+}
+
+}  // namespace
+
+std::string ModelImpl::description() const {
+  std::string type;
+  switch (weight_type()) {
+    case TensorType::I2_S: type = "I2_S - 2 bpw ternary"; break;
+    case TensorType::TQ1_0: type = "TQ1_0 - 1.69 bpw ternary"; break;
+    case TensorType::TQ2_0: type = "TQ2_0 - 2.06 bpw ternary"; break;
+    case TensorType::F32: type = "all F32"; break;
+    default: type = type_name(weight_type()); break;
+  }
+  return cfg.arch_name + " " + size_label(params) + " " + type;
+}
+
+uint64_t ModelImpl::bytes_per_token() const {
+  uint64_t total = head.bytes();
+  for (const Layer& l : layers)
+    for (const Linear* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down}) total += w->bytes();
+  return total;
+}
+
+std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& opts) {
+  auto m = std::make_unique<ModelImpl>();
+  m->file = gguf::File::open(path);
+  ThreadPool pool(opts.n_threads > 0 ? opts.n_threads : physical_core_count());
+  Loader(*m, opts, pool).load();
+  return m;
+}
+
+uint64_t peak_rss_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  return 0;
+}
+
+}  // namespace bitnet

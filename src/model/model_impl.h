@@ -1,0 +1,92 @@
+// Private model state shared by the loader and the forward pass.
+#pragma once
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bitnet/formats.h"
+#include "bitnet/gguf.h"
+#include "bitnet/kernels.h"
+#include "bitnet/model.h"
+
+namespace bitnet {
+
+struct FreeDeleter {
+  void operator()(void* p) const { std::free(p); }
+};
+using AlignedBytes = std::unique_ptr<uint8_t[], FreeDeleter>;
+AlignedBytes allocate_aligned(size_t bytes);  // 64-byte aligned, zeroed
+
+// Activations of one matmul input quantized for the ternary kernels, computed once and shared by
+// every ternary linear reading the same input (q/k/v, gate/up).
+struct QuantizedActs {
+  int64_t kp = 0, n = 0;
+  std::vector<int8_t> q;  // n rows of kp
+  std::vector<float> scale;
+  std::vector<int32_t> sum;
+};
+
+// A linear layer y = W x (+ bias), W of `out` rows by `in` columns. Either ternary, repacked into
+// the kernels' runtime layout with one scale per row, or a float/quantized-float tensor read in
+// place from the mapping.
+struct Linear {
+  std::string name;
+  int64_t in = 0, out = 0;
+  TensorType type = TensorType::F32;  // storage type in the file
+  bool ternary = false;
+  // ternary
+  AlignedBytes packed;
+  size_t stride = 0;
+  std::vector<float> row_scale;  // includes an optional `.scale` tensor's factor
+  // float
+  const uint8_t* data = nullptr;
+  size_t row_bytes = 0;
+  float out_scale = 1.f;  // optional `.scale` tensor on a float linear
+  std::vector<float> bias;  // empty when absent
+
+  uint64_t bytes() const { return ternary ? (uint64_t)stride * out : (uint64_t)row_bytes * out; }
+};
+
+struct Layer {
+  std::vector<float> attn_norm, ffn_norm, attn_sub_norm, ffn_sub_norm;
+  Linear wq, wk, wv, wo, gate, up, down;
+};
+
+class ModelImpl final : public Model {
+ public:
+  const ModelConfig& config() const override { return cfg; }
+  const Tokenizer& tokenizer() const override { return *tok; }
+  std::string chat_template() const override { return chat_template_text; }
+  uint64_t n_params() const override { return params; }
+  uint64_t file_size() const override { return file->file_size(); }
+  std::string description() const override;
+  TensorType weight_type() const override { return layers.empty() ? TensorType::F32 : layers[0].wq.type; }
+  uint64_t bytes_per_token() const override;
+
+  ModelConfig cfg;
+  std::unique_ptr<gguf::File> file;
+  std::unique_ptr<Tokenizer> tok;
+  std::string chat_template_text;
+  uint64_t params = 0;
+  int64_t n_rot = 0;  // rotary dimensions per head (<= head_dim)
+
+  const gguf::TensorInfo* token_embd = nullptr;
+  TensorType token_embd_type = TensorType::F32;
+  std::vector<float> output_norm;
+  Linear head;  // output.weight, or token_embd when tied
+  std::vector<Layer> layers;
+};
+
+// y[n][m] for the ternary linear, from activations already quantized.
+void ternary_matmul(const Linear& w, const QuantizedActs& a, float* y, ThreadPool& pool);
+void quantize_acts(const float* x, int64_t n, int64_t k, QuantizedActs& out, ThreadPool& pool);
+// y[n][m] = W x[n] for a float linear (any float/quantized-float storage type).
+void float_matmul(const Linear& w, const float* x, int64_t n, float* y, ThreadPool& pool);
+// Dispatches on the kind of linear; `qa` must hold x quantized when w is ternary. Applies the
+// optional bias.
+void linear_forward(const Linear& w, const float* x, const QuantizedActs* qa, int64_t n, float* y,
+                    ThreadPool& pool);
+
+}  // namespace bitnet
