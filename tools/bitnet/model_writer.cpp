@@ -1,0 +1,131 @@
+#include "model_writer.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <system_error>
+
+#include "bitnet/error.h"
+
+namespace bitnet::cli {
+
+uint32_t llama_ftype_for(TensorType t) {
+  switch (t) {
+    case TensorType::TQ1_0: return 36;  // LLAMA_FTYPE_MOSTLY_TQ1_0
+    case TensorType::TQ2_0: return 37;  // LLAMA_FTYPE_MOSTLY_TQ2_0
+    case TensorType::I2_S: return 40;   // bitnet.cpp's LLAMA_FTYPE_MOSTLY_I2_S
+    default: throw Error(std::string("no ternary file type for tensor type ") + type_name(t));
+  }
+}
+
+bool is_bitnet_file(const gguf::File& file) {
+  const std::string arch = file.get_string("general.architecture", "");
+  return arch == "bitnet-b1.58" || arch == "bitnet-25" || arch == "bitnet" ||
+         file.get_uint("general.file_type", 0) == 40;
+}
+
+void check_row_length(TensorType t, uint64_t ne0, const std::string& tensor_name) {
+  const int64_t block = block_size(t);
+  if (block <= 0 || ne0 == 0 || ne0 % static_cast<uint64_t>(block) != 0)
+    throw Error("tensor '" + tensor_name + "': rows of " + std::to_string(ne0) + " values cannot be " +
+                "stored as " + type_name(t) + ", which needs a multiple of " + std::to_string(block) +
+                " values per row");
+}
+
+void check_can_write(const std::string& path, bool force) {
+  std::error_code ec;
+  if (!force && std::filesystem::exists(path, ec))
+    throw Error("output file '" + path + "' already exists (use --force to overwrite it)");
+}
+
+ModelFileWriter::ModelFileWriter(std::string path, std::string progress_label, uint64_t alignment)
+    : writer_(alignment), path_(std::move(path)), label_(std::move(progress_label)) {}
+
+ModelFileWriter::~ModelFileWriter() {
+  if (opened_ && !finished_) {
+    std::error_code ec;
+    std::filesystem::remove(path_, ec);  // a half-written model must not look like a model
+    std::fprintf(stderr, "\n%s: removed the incomplete '%s'\n", label_.c_str(), path_.c_str());
+  }
+}
+
+uint64_t ModelFileWriter::declare(const std::string& name, const std::vector<uint64_t>& ne,
+                                  TensorType t) {
+  uint64_t rows = 1;
+  for (size_t i = 1; i < ne.size(); ++i) rows *= ne[i];
+  const uint64_t nbytes = tensor_nbytes(t, ne.at(0), rows);
+  declare_raw(name, ne, static_cast<uint32_t>(t), nbytes);
+  return nbytes;
+}
+
+void ModelFileWriter::declare_raw(const std::string& name, const std::vector<uint64_t>& ne,
+                                  uint32_t raw_type, uint64_t nbytes) {
+  writer_.add_tensor(name, ne, raw_type, nbytes);
+  total_ += nbytes;
+}
+
+void ModelFileWriter::open(bool overwrite) {
+  writer_.write_header(path_, overwrite);
+  opened_ = true;
+  report(false);
+}
+
+void ModelFileWriter::write(const void* data, size_t n) {
+  writer_.write_data(data, n);
+  done_ += n;
+  report(false);
+}
+
+void ModelFileWriter::finish() {
+  writer_.finish();
+  finished_ = true;
+  report(true);
+}
+
+void ModelFileWriter::report(bool final) {
+  const int percent = total_ ? static_cast<int>(done_ * 100 / total_) : 100;
+  if (percent == last_percent_ && !final) return;
+  last_percent_ = percent;
+  std::fprintf(stderr, "\r%s: %3d%% (%llu / %llu MiB)%s", label_.c_str(), percent,
+               static_cast<unsigned long long>(done_ >> 20),
+               static_cast<unsigned long long>(total_ >> 20), final ? "\n" : "");
+  std::fflush(stderr);
+}
+
+TernaryTensorEncoder::TernaryTensorEncoder(ModelFileWriter& out, std::string tensor_name,
+                                           TensorType t, uint64_t ne0, uint64_t ne1)
+    : out_(out), name_(std::move(tensor_name)), type_(t), ne0_(ne0), ne1_(ne1) {
+  if (t != TensorType::I2_S && t != TensorType::TQ1_0 && t != TensorType::TQ2_0)
+    throw Error("tensor '" + name_ + "': cannot write ternary rows as " + type_name(t));
+  check_row_length(t, ne0, name_);
+  buffer_.resize(t == TensorType::I2_S ? ne0 / 4 : row_nbytes(t, ne0));
+}
+
+void TernaryTensorEncoder::write_row(const int8_t* values, float scale) {
+  if (rows_done_ == ne1_) throw Error("tensor '" + name_ + "': more rows written than declared");
+  if (rows_done_ == 0) tensor_scale_ = scale;
+  if (type_ == TensorType::I2_S && scale != tensor_scale_)
+    throw Error("tensor '" + name_ + "': row " + std::to_string(rows_done_) + " has scale " +
+                std::to_string(scale) + " but row 0 has " + std::to_string(tensor_scale_) +
+                "; I2_S stores one scale per tensor, so this tensor cannot be converted losslessly");
+  // ne0 % 128 == 0 for I2_S, so each row is a whole number of 128-value blocks of the flattened
+  // tensor and its codes can be encoded on their own.
+  if (type_ == TensorType::I2_S)
+    encode_i2s(values, static_cast<int64_t>(ne0_), buffer_.data());
+  else
+    write_ternary_row(type_, values, static_cast<int64_t>(ne0_), scale, buffer_.data());
+  out_.write(buffer_.data(), buffer_.size());
+  ++rows_done_;
+}
+
+void TernaryTensorEncoder::finish() {
+  if (rows_done_ != ne1_)
+    throw Error("tensor '" + name_ + "': " + std::to_string(rows_done_) + " rows written, " +
+                std::to_string(ne1_) + " declared");
+  if (type_ == TensorType::I2_S) {
+    uint8_t trailer[32];
+    encode_i2s_trailer(tensor_scale_, trailer);
+    out_.write(trailer, sizeof trailer);
+  }
+}
+
+}  // namespace bitnet::cli

@@ -1,0 +1,80 @@
+// Helpers shared by `bitnet dummy` and `bitnet quantize`: streaming a model file tensor by tensor
+// and row by row, with progress on stderr, so that no tensor (let alone the file) is ever held in
+// memory whole.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bitnet/formats.h"
+#include "bitnet/gguf.h"
+
+namespace bitnet::cli {
+
+// llama.cpp's general.file_type for a file whose linear weights are of type `t` (LLAMA_FTYPE_*:
+// TQ1_0 36, TQ2_0 37, and bitnet.cpp's MOSTLY_I2_S 40). Throws for non-ternary types.
+uint32_t llama_ftype_for(TensorType t);
+
+// Whether raw type ids 36..39 mean bitnet.cpp's types in this file (see resolve_type()).
+bool is_bitnet_file(const gguf::File& file);
+
+// Throws a bitnet::Error naming the tensor when rows of ne0 values cannot be stored in type `t`
+// row by row (ne0 must be a multiple of the type's block: 128 for I2_S, 256 for TQ1_0/TQ2_0 and
+// Q6_K, 32 for Q8_0/Q4_0).
+void check_row_length(TensorType t, uint64_t ne0, const std::string& tensor_name);
+
+// Refuses (bitnet::Error) to write over an existing `path` unless `force`.
+void check_can_write(const std::string& path, bool force);
+
+// A GGUF file being written: declare metadata and tensors, open(), then each tensor's bytes in
+// declaration order through write(). Reports progress as a percentage of the declared bytes.
+// If the object is destroyed before finish() succeeded, the partial file is removed.
+class ModelFileWriter {
+ public:
+  ModelFileWriter(std::string path, std::string progress_label, uint64_t alignment = 32);
+  ~ModelFileWriter();
+  ModelFileWriter(const ModelFileWriter&) = delete;
+  ModelFileWriter& operator=(const ModelFileWriter&) = delete;
+
+  gguf::Writer& gguf() { return writer_; }
+  // Declares a tensor of ne[0] x ne[1] (x ne[2]...) values of type `t`; returns its byte size.
+  uint64_t declare(const std::string& name, const std::vector<uint64_t>& ne, TensorType t);
+  // Declares a tensor copied as stored (raw type id and byte size taken from another file).
+  void declare_raw(const std::string& name, const std::vector<uint64_t>& ne, uint32_t raw_type,
+                   uint64_t nbytes);
+  void open(bool overwrite);
+  void write(const void* data, size_t n);
+  void finish();
+
+ private:
+  void report(bool final);
+  gguf::Writer writer_;
+  std::string path_, label_;
+  uint64_t total_ = 0, done_ = 0;
+  int last_percent_ = -1;
+  bool opened_ = false, finished_ = false;
+};
+
+// Writes one ternary tensor row by row in type `t` (I2_S, TQ1_0 or TQ2_0); for I2_S the scale
+// trailer follows the last row. ne0 must pass check_row_length.
+class TernaryTensorEncoder {
+ public:
+  TernaryTensorEncoder(ModelFileWriter& out, std::string tensor_name, TensorType t, uint64_t ne0,
+                       uint64_t ne1);
+  // TQ types keep a scale per row (as the f16 block scale d, so `scale` is rounded to f16); I2_S
+  // has one f32 scale per tensor, so every row must come with the first row's scale.
+  void write_row(const int8_t* values, float scale);
+  // Writes the I2_S trailer; checks that exactly ne1 rows were written.
+  void finish();
+
+ private:
+  ModelFileWriter& out_;
+  std::string name_;
+  TensorType type_;
+  uint64_t ne0_, ne1_, rows_done_ = 0;
+  float tensor_scale_ = 0;
+  std::vector<uint8_t> buffer_;
+};
+
+}  // namespace bitnet::cli
