@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 
 #include "model_impl.h"
 
@@ -69,7 +70,8 @@ class ContextImpl final : public Context {
 ContextImpl::ContextImpl(const ModelImpl& m, const ContextParams& p)
     : m_(m), pool_(p.n_threads > 0 ? p.n_threads : physical_core_count()) {
   const ModelConfig& c = m.cfg;
-  n_ctx_ = p.n_ctx > 0 ? (int)std::min<int64_t>(p.n_ctx, c.n_ctx_train) : (int)c.n_ctx_train;
+  // Like llama.cpp, a context longer than the training context is allowed (the caller warns).
+  n_ctx_ = p.n_ctx > 0 ? p.n_ctx : (int)c.n_ctx_train;
   n_seq_ = p.n_seq;
   n_batch_ = p.n_batch;
   if (n_seq_ < 1 || n_seq_ > 1024) throw Error("n_seq " + std::to_string(n_seq_) + " out of range [1, 1024]");
