@@ -1,6 +1,8 @@
 // The forward pass (BitNet b1.58 and LLaMA families) over a batch of tokens from any sequences,
 // with a per-sequence KV cache. Read top to bottom in Forward::run().
 #include <algorithm>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -81,8 +83,13 @@ ContextImpl::ContextImpl(const ModelImpl& m, const ContextParams& p)
   kv_dim_ = c.n_head_kv * c.head_dim;
   kv_row_bytes_ = (size_t)kv_dim_ * (kv_f32_ ? 4 : 2);
   kv_bytes_ = 2 * (size_t)n_seq_ * c.n_layer * n_ctx_ * kv_row_bytes_;
-  k_cache_ = allocate_aligned(kv_bytes_ / 2);
-  v_cache_ = allocate_aligned(kv_bytes_ / 2);
+  const uint64_t ram = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+  if (n_ctx_ < 1 || kv_bytes_ > ram)
+    throw Error("a KV cache for a context of " + std::to_string(n_ctx_) + " tokens x " + std::to_string(n_seq_) +
+                " sequences needs " + std::to_string(kv_bytes_ >> 20) + " MiB, more than this machine's memory");
+  // Every cache row is written before it is read, so the cache needs no zeroing.
+  k_cache_ = allocate_aligned(kv_bytes_ / 2, false);
+  v_cache_ = allocate_aligned(kv_bytes_ / 2, false);
   seq_len_.assign((size_t)n_seq_, 0);
   for (int64_t i = 0; i < m.n_rot / 2; ++i)
     rope_inv_freq_.push_back((float)std::pow((double)c.rope_theta, -2.0 * (double)i / (double)m.n_rot));

@@ -6,11 +6,11 @@
 
 namespace bitnet {
 
-AlignedBytes allocate_aligned(size_t bytes) {
+AlignedBytes allocate_aligned(size_t bytes, bool zero) {
   size_t rounded = (bytes + 63) / 64 * 64;
   void* p = std::aligned_alloc(64, rounded ? rounded : 64);
   if (!p) throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
-  std::memset(p, 0, rounded);
+  if (zero) std::memset(p, 0, rounded);
   return AlignedBytes(static_cast<uint8_t*>(p));
 }
 

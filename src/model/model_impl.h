@@ -17,7 +17,8 @@ struct FreeDeleter {
   void operator()(void* p) const { std::free(p); }
 };
 using AlignedBytes = std::unique_ptr<uint8_t[], FreeDeleter>;
-AlignedBytes allocate_aligned(size_t bytes);  // 64-byte aligned, zeroed
+// 64-byte aligned; zeroed unless `zero` is false (pages then stay uncommitted until first written).
+AlignedBytes allocate_aligned(size_t bytes, bool zero = true);
 
 // Activations of one matmul input quantized for the ternary kernels, computed once and shared by
 // every ternary linear reading the same input (q/k/v, gate/up).
