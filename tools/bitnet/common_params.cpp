@@ -1,0 +1,138 @@
+#include "common_params.h"
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "bitnet/error.h"
+#include "bitnet/kernels.h"
+#include "bitnet/threadpool.h"
+
+namespace bitnet::cli {
+
+void add_engine_options(OptionTable& t, EngineOptions& o) {
+  t.value({"-m", "--model"}, "FNAME", "model path (GGUF)", [&o](const std::string& v) { o.model_path = v; });
+  t.value({"-t", "--threads"}, "N", "threads (default: physical cores)",
+          [&o](const std::string& v) { o.n_threads = (int)parse_int("--threads", v, -1, 1024); });
+  t.value({"-c", "--ctx-size"}, "N", "context size (default: 0 = the model's)",
+          [&o](const std::string& v) { o.n_ctx = (int)parse_int("--ctx-size", v, 0, 1 << 24); });
+  t.value({"-b", "--batch-size"}, "N", "tokens per forward pass (default: 512)",
+          [&o](const std::string& v) { o.n_batch = (int)parse_int("--batch-size", v, 1, 1 << 20); });
+  t.flag({"--kv-f32"}, "keep the KV cache in f32 (default: f16)", [&o] { o.kv_f32 = true; });
+  auto kv_type = [&o](const std::string& name) {
+    return [&o, name](const std::string& v) {
+      if (v == "f32") o.kv_f32 = true;
+      else if (v == "f16") o.kv_f32 = false;
+      else throw Error("option '" + name + "': unsupported KV cache type '" + v + "' (f16 or f32)");
+    };
+  };
+  t.value({"-ctk", "--cache-type-k"}, "TYPE", "KV cache type: f16 (default) or f32", kv_type("-ctk"));
+  t.value({"-ctv", "--cache-type-v"}, "TYPE", "KV cache type: f16 (default) or f32", kv_type("-ctv"));
+  t.value({"-ngl", "--gpu-layers", "--n-gpu-layers"}, "N", "accepted for compatibility and ignored (CPU only)",
+          [](const std::string&) {});
+  t.value({"--tokenizer"}, "FILE", "tokenizer file to use instead of the GGUF's vocabulary",
+          [&o](const std::string& v) { o.tokenizer_path = v; });
+}
+
+int resolve_threads(int requested) { return requested > 0 ? requested : physical_core_count(); }
+
+void require_model(const EngineOptions& o) {
+  if (o.model_path.empty()) throw Error("no model given (-m FILE.gguf)");
+}
+
+std::unique_ptr<Model> load_model(const EngineOptions& o, bool progress) {
+  require_model(o);
+  LoadOptions lo;
+  lo.n_threads = resolve_threads(o.n_threads);
+  lo.tokenizer_path = o.tokenizer_path;
+  lo.progress = progress;
+  return Model::load(o.model_path, lo);
+}
+
+ContextParams context_params(const EngineOptions& o) {
+  ContextParams p;
+  p.n_ctx = o.n_ctx;
+  p.kv_f32 = o.kv_f32;
+  p.n_threads = resolve_threads(o.n_threads);
+  p.n_batch = o.n_batch;
+  return p;
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot open '" + path + "'");
+  std::ostringstream s;
+  s << in.rdbuf();
+  if (in.bad()) throw Error("cannot read '" + path + "'");
+  return s.str();
+}
+
+static int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string process_escapes(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '\\' || i + 1 == s.size()) {
+      out += s[i];
+      continue;
+    }
+    char c = s[++i];
+    switch (c) {
+      case 'n': out += '\n'; break;
+      case 'r': out += '\r'; break;
+      case 't': out += '\t'; break;
+      case '\'': out += '\''; break;
+      case '"': out += '"'; break;
+      case '\\': out += '\\'; break;
+      case 'x':
+        if (i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
+          out += (char)(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+          i += 2;
+          break;
+        }
+        [[fallthrough]];
+      default: out += '\\'; out += c;
+    }
+  }
+  return out;
+}
+
+std::vector<int64_t> parse_int_list(const std::string& option, const std::string& value, int64_t min,
+                                    int64_t max) {
+  std::vector<int64_t> out;
+  std::stringstream items(value);
+  std::string item;
+  while (std::getline(items, item, ',')) {
+    // A range "a-b", "a-b+s" or "a-b*m"; a leading '-' is a sign, not a range.
+    size_t dash = item.find('-', 1);
+    if (dash == std::string::npos) {
+      out.push_back(parse_int(option, item, min, max));
+      continue;
+    }
+    size_t op = item.find_first_of("+*", dash + 1);
+    int64_t first = parse_int(option, item.substr(0, dash), min, max);
+    int64_t last = parse_int(option, item.substr(dash + 1, op == std::string::npos ? op : op - dash - 1), min, max);
+    int64_t step = op == std::string::npos ? 1 : parse_int(option, item.substr(op + 1), 1, max);
+    bool multiply = op != std::string::npos && item[op] == '*';
+    if (multiply && (step < 2 || first < 1)) throw Error("option '" + option + "': invalid range '" + item + "'");
+    for (int64_t v = first; v <= last; v = multiply ? v * step : v + step) {
+      out.push_back(v);
+      if (out.size() > 4096) throw Error("option '" + option + "': range '" + item + "' is too long");
+    }
+  }
+  if (out.empty()) throw Error("option '" + option + "': empty list");
+  return out;
+}
+
+std::string system_info_line(int n_threads) {
+  return "system_info: n_threads = " + std::to_string(n_threads) + " / " +
+         std::to_string(std::thread::hardware_concurrency()) + " | " + cpu_features_line();
+}
+
+}  // namespace bitnet::cli

@@ -1,0 +1,55 @@
+// Helpers shared by the subcommands: the engine options that several commands take (model, threads,
+// context, batch, KV type), text/number parsing and timing.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bitnet/model.h"
+#include "options.h"
+
+namespace bitnet::cli {
+
+struct EngineOptions {
+  std::string model_path;
+  std::string tokenizer_path;
+  int n_threads = 0;  // 0: physical cores
+  int n_ctx = 0;      // 0: the model's
+  int n_batch = 512;
+  bool kv_f32 = false;
+};
+
+// Registers -m, -t, -c, -b, --kv-f32, -ctk/-ctv, -ngl and --tokenizer (the spellings of llama.cpp).
+void add_engine_options(OptionTable& table, EngineOptions& opts);
+int resolve_threads(int requested);  // <= 0: physical cores
+std::unique_ptr<Model> load_model(const EngineOptions& opts, bool progress = true);
+ContextParams context_params(const EngineOptions& opts);
+// Throws when -m was not given.
+void require_model(const EngineOptions& opts);
+
+std::string read_text_file(const std::string& path);
+// llama.cpp's prompt escapes: \n \r \t \' \" \\ \xNN (an unknown escape is kept as written).
+std::string process_escapes(const std::string& text);
+// A comma-separated list of integers, each in [min, max]; items may be ranges "first-last",
+// "first-last+step" or "first-last*mult" as in llama-bench.
+std::vector<int64_t> parse_int_list(const std::string& option, const std::string& value, int64_t min,
+                                    int64_t max);
+
+// "system_info: n_threads = N / M | AVX2 = 1 | ..." as llama.cpp prints it.
+std::string system_info_line(int n_threads);
+
+class Stopwatch {
+ public:
+  Stopwatch() : start_(std::chrono::steady_clock::now()) {}
+  double seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+  void restart() { start_ = std::chrono::steady_clock::now(); }
+
+ private:
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace bitnet::cli
