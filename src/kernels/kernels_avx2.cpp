@@ -1,0 +1,196 @@
+// AVX2 backend (with FMA and F16C). The ternary dot uses maddubs: unsigned codes (0..2) times
+// signed activations give i16 pair sums, accumulated in i16 for a few blocks, then widened to i32
+// with madd against ones.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels/kernels_internal.h"
+
+namespace bitnet::kernels_impl {
+namespace {
+
+constexpr int64_t kPrefetchBytes = 1024;
+// One maddubs output lane is at most 2 * 3 * 128 = 768 in magnitude (even for the unused code 3),
+// a block adds 4 of them, so 8 blocks stay below 32768.
+constexpr int64_t kFlushBlocks = 8;
+
+inline int32_t hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+
+inline float hsum_f32(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Computes rows x tokens outputs starting at (m, n); Rows x Tokens accumulators live in registers.
+template <int Rows, int Tokens>
+void ternary_tile(const TernaryGemmArgs& a, int64_t m, int rows, int64_t n, int tokens) {
+  const uint8_t* w[Rows];
+  const int8_t* q[Tokens];
+  for (int r = 0; r < Rows; ++r) w[r] = a.w + (m + (r < rows ? r : rows - 1)) * a.w_stride;
+  for (int t = 0; t < Tokens; ++t) q[t] = a.q + (n + (t < tokens ? t : tokens - 1)) * a.q_stride;
+  const __m256i mask = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+  __m256i acc[Rows][Tokens];
+#pragma GCC unroll 16
+  for (int r = 0; r < Rows; ++r)
+#pragma GCC unroll 16
+    for (int t = 0; t < Tokens; ++t) acc[r][t] = _mm256_setzero_si256();
+
+  const int64_t n_blocks = a.kp / kTernaryBlock;
+  for (int64_t b0 = 0; b0 < n_blocks; b0 += kFlushBlocks) {
+    const int64_t b1 = b0 + kFlushBlocks < n_blocks ? b0 + kFlushBlocks : n_blocks;
+    __m256i part[Rows][Tokens];
+#pragma GCC unroll 16
+    for (int r = 0; r < Rows; ++r)
+#pragma GCC unroll 16
+      for (int t = 0; t < Tokens; ++t) part[r][t] = _mm256_setzero_si256();
+    for (int64_t b = b0; b < b1; ++b) {
+      __m256i packed[Rows];
+#pragma GCC unroll 16
+      for (int r = 0; r < Rows; ++r) {
+        packed[r] = _mm256_loadu_si256((const __m256i*)(w[r] + b * 32));
+        _mm_prefetch((const char*)(w[r] + b * 32 + kPrefetchBytes), _MM_HINT_T0);
+      }
+#pragma GCC unroll 4
+      for (int run = 0; run < 4; ++run) {  // values 32*run .. 32*run+31 of the block
+        __m256i codes[Rows];
+#pragma GCC unroll 16
+        for (int r = 0; r < Rows; ++r)
+          codes[r] = _mm256_and_si256(_mm256_srli_epi16(packed[r], 6 - 2 * run), mask);
+#pragma GCC unroll 16
+        for (int t = 0; t < Tokens; ++t) {
+          const __m256i act = _mm256_loadu_si256((const __m256i*)(q[t] + b * 128 + 32 * run));
+#pragma GCC unroll 16
+          for (int r = 0; r < Rows; ++r)
+            part[r][t] = _mm256_add_epi16(part[r][t], _mm256_maddubs_epi16(codes[r], act));
+        }
+      }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < Rows; ++r)
+#pragma GCC unroll 16
+      for (int t = 0; t < Tokens; ++t)
+        acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(part[r][t], ones));
+  }
+  for (int t = 0; t < tokens; ++t)
+    for (int r = 0; r < rows; ++r)
+      a.y[(n + t) * a.y_stride + m + r] =
+          ternary_output(hsum_i32(acc[r][t]), a.act_sum[n + t], a.row_scale[m + r], a.act_scale[n + t]);
+}
+
+void ternary_gemm(const TernaryGemmArgs& a) {
+  if (a.n_tokens == 1)
+    for_each_tile<4, 1>(a, ternary_tile<4, 1>);
+  else
+    for_each_tile<2, 4>(a, ternary_tile<2, 4>);
+}
+
+}  // namespace
+
+namespace avx2 {
+
+void quantize_row_i8(const float* x, int64_t k, int64_t kp, int8_t* q, float* act_scale,
+                     int32_t* act_sum) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  __m256 vmax = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= k; i += 8) vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask));
+  float lanes[8];
+  _mm256_storeu_ps(lanes, vmax);
+  float amax = 0.0f;
+  for (float v : lanes) amax = amax < v ? v : amax;
+  for (; i < k; ++i) {
+    const float v = x[i] < 0 ? -x[i] : x[i];
+    amax = amax < v ? v : amax;
+  }
+  const float sigma = quantize_sigma(amax);
+
+  const __m256 vsigma = _mm256_set1_ps(sigma);
+  const __m256i lo = _mm256_set1_epi32(-128), hi = _mm256_set1_epi32(127);
+  const __m256i unshuffle = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  __m256i vsum = _mm256_setzero_si256();
+  i = 0;
+  for (; i + 32 <= k; i += 32) {
+    __m256i v[4];
+    for (int j = 0; j < 4; ++j) {  // cvtps rounds half to even, as nearbyint in the default mode
+      v[j] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * j), vsigma));
+      v[j] = _mm256_min_epi32(_mm256_max_epi32(v[j], lo), hi);
+      vsum = _mm256_add_epi32(vsum, v[j]);
+    }
+    // packs works within 128-bit lanes; the permute restores element order.
+    const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+    _mm256_storeu_si256((__m256i*)(q + i), _mm256_permutevar8x32_epi32(bytes, unshuffle));
+  }
+  int32_t sum = hsum_i32(vsum);
+  for (; i < k; ++i) {
+    q[i] = quantize_value(x[i], sigma);
+    sum += q[i];
+  }
+  if (kp > k) std::memset(q + k, 0, (size_t)(kp - k));
+  *act_scale = 1.0f / sigma;
+  *act_sum = sum;
+}
+
+float dot_f32(const float* a, const float* b, int64_t n) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int j = 0; j < 4; ++j)
+      acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8 * j), _mm256_loadu_ps(b + i + 8 * j), acc[j]);
+  for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc[0]);
+  const __m256 total = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+  return hsum_f32(total) + scalar::dot_f32(a + i, b + i, n - i);
+}
+
+float dot_f16_f32(const uint16_t* a, const float* b, int64_t n) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int j = 0; j < 4; ++j) {
+      const __m256 av = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(a + i + 8 * j)));
+      acc[j] = _mm256_fmadd_ps(av, _mm256_loadu_ps(b + i + 8 * j), acc[j]);
+    }
+  for (; i + 8 <= n; i += 8)
+    acc[0] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(a + i))), _mm256_loadu_ps(b + i), acc[0]);
+  const __m256 total = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+  return hsum_f32(total) + scalar::dot_f16_f32(a + i, b + i, n - i);
+}
+
+void fp32_to_fp16_row(const float* in, uint16_t* out, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128((__m128i*)(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
+  scalar::fp32_to_fp16_row(in + i, out + i, n - i);
+}
+
+void fp16_to_fp32_row(const uint16_t* in, float* out, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(in + i))));
+  scalar::fp16_to_fp32_row(in + i, out + i, n - i);
+}
+
+void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
+  const __m256 va = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 xv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(x + i)));
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, xv, _mm256_loadu_ps(y + i)));
+  }
+  scalar::axpy_f16(a, x + i, y + i, n - i);
+}
+
+}  // namespace avx2
+
+const Kernels kAvx2Kernels = {
+    Isa::AVX2,         avx2::quantize_row_i8,  ternary_gemm,           avx2::dot_f32,
+    avx2::dot_f16_f32, avx2::fp32_to_fp16_row, avx2::fp16_to_fp32_row, avx2::axpy_f16,
+};
+
+}  // namespace bitnet::kernels_impl
