@@ -84,9 +84,20 @@ void dequantize_q6_k(const uint8_t* block, float* out) {
   }
 }
 
-// Best scale for 16 values on the levels -32..31: tries 21 candidate step sizes around the one
-// that puts the value of largest magnitude on -32, refits each by least squares for the levels
-// it produced, and keeps the fit with the smallest squared error.
+// Levels for 16 values on a given step (nearest, clamped to -32..31) and their squared error.
+double q6_fit(const float* x, float step, int* levels) {
+  double error = 0;
+  for (int j = 0; j < 16; ++j) {
+    levels[j] = step != 0.0f ? std::clamp((int)std::lround(x[j] / step), -32, 31) : 0;
+    const double residual = (double)x[j] - (double)(step * (float)levels[j]);
+    error += residual * residual;
+  }
+  return error;
+}
+
+// Best step for 16 values on the levels -32..31: tries 21 candidate steps around the one that
+// puts the value of largest magnitude on -32, refits each by least squares for the levels it
+// produced, and keeps the refit step whose own rounding gives the smallest squared error.
 float q6_subblock_scale(const float* x) {
   float max = 0.0f, amax = 0.0f;
   for (int j = 0; j < 16; ++j)
@@ -97,22 +108,18 @@ float q6_subblock_scale(const float* x) {
   if (amax == 0.0f) return 0.0f;
   float best_scale = 0.0f;
   double best_error = INFINITY;
-  for (int step = -10; step <= 10; ++step) {
-    const float inverse = -(32.0f + 0.1f * (float)step) / max;
+  int levels[16];
+  for (int candidate = -10; candidate <= 10; ++candidate) {
+    const float inverse = -(32.0f + 0.1f * (float)candidate) / max;
     double sum_xl = 0, sum_ll = 0;
-    int levels[16];
     for (int j = 0; j < 16; ++j) {
-      levels[j] = std::clamp((int)std::lround(x[j] * inverse), -32, 31);
-      sum_xl += (double)x[j] * levels[j];
-      sum_ll += (double)levels[j] * levels[j];
+      const int level = std::clamp((int)std::lround(x[j] * inverse), -32, 31);
+      sum_xl += (double)x[j] * level;
+      sum_ll += (double)level * level;
     }
     if (sum_ll == 0) continue;
     const float scale = (float)(sum_xl / sum_ll);
-    double error = 0;
-    for (int j = 0; j < 16; ++j) {
-      const double residual = (double)x[j] - (double)scale * levels[j];
-      error += residual * residual;
-    }
+    const double error = q6_fit(x, scale, levels);
     if (error < best_error) {
       best_error = error;
       best_scale = scale;
@@ -121,29 +128,41 @@ float q6_subblock_scale(const float* x) {
   return best_scale;
 }
 
-// Our Q6_K quantizer (not bit-identical to ggml's): a least-squares scale per 16-value
-// sub-block (q6_subblock_scale), d = max |sub-block scale| / 127 stored as f16, int8 sub-block
-// scales round(scale / d), then every value requantized against the scale actually stored,
-// d * scales[j], rounded to nearest and clamped to -32..31.
+// Our Q6_K quantizer (not bit-identical to ggml's): a least-squares step per 16-value sub-block
+// (q6_subblock_scale); d = max |step| / 127 stored as f16; each int8 sub-block scale is the
+// floor or ceiling of step / d, whichever fits its values better; values are then rounded
+// against the step actually stored, d * scales[j], and clamped to -32..31.
 void quantize_q6_k(const float* in, uint8_t* block) {
   std::memset(block, 0, kQ6Bytes);
-  float sub_scales[16];
-  float max_scale = 0.0f;
+  float steps[16];
+  float max_step = 0.0f;
   for (int j = 0; j < 16; ++j) {
-    sub_scales[j] = q6_subblock_scale(in + 16 * j);
-    max_scale = std::max(max_scale, std::fabs(sub_scales[j]));
+    steps[j] = q6_subblock_scale(in + 16 * j);
+    max_step = std::max(max_step, std::fabs(steps[j]));
   }
-  const uint16_t d_bits = fp32_to_fp16(max_scale / 127.0f);
+  const uint16_t d_bits = fp32_to_fp16(max_step / 127.0f);
   const float d = fp16_to_fp32(d_bits);
   if (d == 0.0f) return;  // all zero (or below f16 range): an all-zero block decodes to zeros
   store_le16(d_bits, block + kQ6D);
-  for (int j = 0; j < 16; ++j)
-    block[kQ6Scales + j] = (uint8_t)(int8_t)std::clamp((int)std::lround(sub_scales[j] / d), -127, 127);
+  int levels[256];
+  for (int j = 0; j < 16; ++j) {
+    const float ratio = steps[j] / d;
+    int best_scale = 0;
+    double best_error = INFINITY;
+    for (float rounded : {std::floor(ratio), std::ceil(ratio)}) {
+      const int scale = std::clamp((int)rounded, -127, 127);
+      const double error = q6_fit(in + 16 * j, d * (float)scale, levels + 16 * j);
+      if (error < best_error) {
+        best_error = error;
+        best_scale = scale;
+      }
+    }
+    block[kQ6Scales + j] = (uint8_t)(int8_t)best_scale;
+    q6_fit(in + 16 * j, d * (float)best_scale, levels + 16 * j);
+  }
   for (int i = 0; i < 256; ++i) {
     const Q6Position p = q6_position(i);
-    const float step = d * (float)(int8_t)block[kQ6Scales + p.scale];
-    const int level = step != 0.0f ? std::clamp((int)std::lround(in[i] / step), -32, 31) : 0;
-    const int code = level + 32;
+    const int code = levels[i] + 32;
     block[p.ql_byte] |= (uint8_t)((code & 0x0f) << p.ql_shift);
     block[p.qh_byte] |= (uint8_t)((code >> 4) << p.qh_shift);
   }

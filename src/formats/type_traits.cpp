@@ -86,7 +86,10 @@ uint64_t row_nbytes(TensorType t, uint64_t ne0) {
   if (ne0 % (uint64_t)ti.block != 0)
     throw Error(std::string("row length ") + std::to_string(ne0) + " is not a multiple of the " +
                 ti.name + " block size " + std::to_string(ti.block));
-  return ne0 / (uint64_t)ti.block * ti.block_bytes;
+  uint64_t bytes;
+  if (__builtin_mul_overflow(ne0 / (uint64_t)ti.block, ti.block_bytes, &bytes))
+    throw Error(std::string("row of ") + std::to_string(ne0) + " " + ti.name + " values: size overflows 64 bits");
+  return bytes;
 }
 
 uint64_t tensor_nbytes(TensorType t, uint64_t ne0, uint64_t ne1) {
