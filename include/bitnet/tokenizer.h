@@ -22,6 +22,12 @@ class Tokenizer {
   // From a standalone file, recognised by content: a Hugging Face tokenizer.json, a tiktoken ranks
   // file (base64 token, space, rank per line), or a SentencePiece .model protobuf.
   static std::unique_ptr<Tokenizer> from_file(const std::string& path);
+  // A usable vocabulary of exactly n_vocab tokens for random-weight dummy models; any text encodes
+  // (to byte tokens) and decodes back exactly. "gpt2": the 256 byte tokens, normal fillers, and
+  // BOS/EOS/EOT as the last three ids, or at 128000/128001/128009 among the 256 LLaMA 3 special
+  // tokens when n_vocab == 128256. "llama": <unk>=0, <s>=1, </s>=2, <0x00>..<0xFF>=3..258,
+  // U+2581 (space)=259, fillers. n_vocab must be at least 260.
+  static std::unique_ptr<Tokenizer> synthetic(const std::string& model, int32_t n_vocab);
 
   // parse_special: match special/control token texts (e.g. "<|eot_id|>") in the text as single
   // tokens, as llama.cpp does; otherwise they are tokenized as plain text.
@@ -29,6 +35,8 @@ class Tokenizer {
   // The bytes a token stands for (byte-level decoding applied, "<0xNN>" mapped to its byte,
   // SentencePiece's U+2581 to a space). Control tokens give their text only if `special` is set.
   virtual std::string token_to_piece(int32_t id, bool special = false) const = 0;
+  // Concatenated pieces as valid UTF-8 (invalid bytes become U+FFFD). For SentencePiece
+  // vocabularies with a dummy prefix, the leading space of the first text piece is removed.
   std::string decode(const std::vector<int32_t>& ids, bool special = false) const;
 
   virtual int32_t n_vocab() const = 0;
@@ -48,6 +56,7 @@ class Tokenizer {
  protected:
   int32_t bos_ = -1, eos_ = -1, eot_ = -1;
   bool add_bos_ = true;
+  bool decode_strips_leading_space_ = false;  // SentencePiece dummy prefix
 };
 
 // Turns a stream of token ids into text that is always valid UTF-8: bytes of a character split

@@ -1,0 +1,136 @@
+// tiktoken ranks file: "<base64 token bytes> <rank>" per line. The merges are derived the way
+// tiktoken's byte-pair merge reproduces each token: repeatedly join the adjacent pair whose
+// concatenation has the lowest rank, using only ranks below the token's own; a token that ends as
+// exactly two parts is the merge of those parts, with the token's rank.
+#include <algorithm>
+#include <charconv>
+#include <unordered_map>
+
+#include "bitnet/error.h"
+#include "tokenizer/vocab.h"
+
+namespace bitnet::tok {
+namespace {
+
+int base64_value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+bool base64_decode(std::string_view in, std::string& out) {
+  out.clear();
+  uint32_t acc = 0;
+  int bits = 0;
+  size_t i = 0;
+  for (; i < in.size() && in[i] != '='; ++i) {
+    const int v = base64_value(in[i]);
+    if (v < 0) return false;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xFF);
+    }
+  }
+  for (; i < in.size(); ++i)
+    if (in[i] != '=') return false;
+  return !out.empty();
+}
+
+struct ViewHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using RankMap = std::unordered_map<std::string, int32_t, ViewHash, std::equal_to<>>;
+
+// tiktoken's byte-pair merge of `token`, stopped before any rank >= max_rank.
+std::vector<std::string_view> byte_pair_parts(std::string_view token, const RankMap& ranks, int32_t max_rank) {
+  std::vector<std::string_view> parts;
+  for (size_t i = 0; i < token.size(); ++i) parts.push_back(token.substr(i, 1));
+  while (parts.size() > 1) {
+    int32_t best_rank = max_rank;
+    size_t best = 0;
+    for (size_t i = 0; i + 1 < parts.size(); ++i) {
+      const std::string_view joined(parts[i].data(), parts[i].size() + parts[i + 1].size());
+      auto it = ranks.find(joined);
+      if (it != ranks.end() && it->second < best_rank) {
+        best_rank = it->second;
+        best = i;
+      }
+    }
+    if (best_rank == max_rank) break;
+    parts[best] = std::string_view(parts[best].data(), parts[best].size() + parts[best + 1].size());
+    parts.erase(parts.begin() + static_cast<std::ptrdiff_t>(best) + 1);
+  }
+  return parts;
+}
+
+std::string byte_level(std::string_view bytes) {
+  std::string out;
+  for (char c : bytes) out += byte_level_text(static_cast<uint8_t>(c));
+  return out;
+}
+
+}  // namespace
+
+VocabData import_tiktoken(const std::string& path, const std::string& content) {
+  std::vector<std::string> by_rank;
+  RankMap ranks;
+  std::string bytes;
+  size_t line_no = 0;
+  for (size_t pos = 0; pos < content.size();) {
+    size_t end = content.find('\n', pos);
+    if (end == std::string::npos) end = content.size();
+    std::string_view line(content.data() + pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) continue;
+    const size_t space = line.find(' ');
+    int64_t rank = -1;
+    const char* num_end = line.data() + line.size();
+    const bool ok = space != std::string_view::npos && base64_decode(line.substr(0, space), bytes) &&
+                    std::from_chars(line.data() + space + 1, num_end, rank).ptr == num_end;
+    if (!ok || rank < 0 || rank > 16 * static_cast<int64_t>(content.size()))
+      throw Error(path + ":" + std::to_string(line_no) + ": not a tiktoken line \"<base64> <rank>\"");
+    if (!ranks.emplace(bytes, static_cast<int32_t>(rank)).second)
+      throw Error(path + ":" + std::to_string(line_no) + ": token listed twice");
+    if (static_cast<size_t>(rank) >= by_rank.size()) by_rank.resize(static_cast<size_t>(rank) + 1);
+    if (!by_rank[static_cast<size_t>(rank)].empty())
+      throw Error(path + ":" + std::to_string(line_no) + ": rank " + std::to_string(rank) + " used twice");
+    by_rank[static_cast<size_t>(rank)] = bytes;
+  }
+  if (by_rank.empty()) throw Error(path + ": no tiktoken ranks found");
+
+  VocabData d;
+  d.source = path;
+  d.model = "gpt2";
+  d.pre = "llama-bpe";  // the pattern Meta's tiktoken tokenizer (and microsoft/BitNet's) uses
+  for (size_t rank = 0; rank < by_rank.size(); ++rank) {
+    const std::string& token = by_rank[rank];
+    if (token.empty()) {
+      d.tokens.push_back("[PAD" + std::to_string(rank) + "]");
+      d.types.push_back(kUnused);
+      continue;
+    }
+    d.tokens.push_back(byte_level(token));
+    d.types.push_back(kNormal);
+    if (token.size() < 2) continue;
+    const auto parts = byte_pair_parts(token, ranks, static_cast<int32_t>(rank));
+    if (parts.size() == 2) d.merges.emplace_back(byte_level(parts[0]), byte_level(parts[1]));
+  }
+  if (d.tokens.size() == 128000) {  // Meta's LLaMA 3 encoding: append its special tokens
+    for (std::string& s : llama3_special_token_texts()) {
+      d.tokens.push_back(std::move(s));
+      d.types.push_back(kControl);
+    }
+    d.bos = 128000, d.eos = 128001, d.eot = 128009;
+  }
+  return d;
+}
+
+}  // namespace bitnet::tok
