@@ -210,6 +210,43 @@ TEST(Sampler, TemperatureSharpensAfterTheFilters) {
   expect_draws_follow(sampler, logits_of(probabilities), {{0, 0.25}, {1, 0.09}, {2, 0.0225}});
 }
 
+TEST(Sampler, ExtremeTemperaturesStayWellDefined) {
+  const std::vector<float> logits = {0.0f, 3.0f, 1.0f};
+  auto params = all_filters_off(1e-30f);  // as good as greedy
+  Sampler cold(params, 3);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(cold.sample(logits.data()), 1);
+  params.temp = std::numeric_limits<float>::infinity();  // uniform
+  Sampler hot(params, 3);
+  expect_draws_follow(hot, logits, {{0, 1.0}, {1, 1.0}, {2, 1.0}}, 6000);
+}
+
+TEST(Sampler, TopPWithoutTopKOnALlamaSizedVocabulary) {
+  // Enough tokens for the bucketed cut; the expected kept set is computed by a full sort here.
+  std::vector<float> logits = random_logits(128256, 12);
+  std::vector<std::pair<float, int32_t>> ranked;
+  for (size_t i = 0; i < logits.size(); ++i) ranked.push_back({logits[i], static_cast<int32_t>(i)});
+  std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  double total = 0.0;
+  for (const auto& r : ranked) total += std::exp(static_cast<double>(r.first - ranked[0].first));
+  double cumulative = 0.0;
+  size_t kept = 0;
+  while (cumulative < 0.5 * total) {
+    cumulative += std::exp(static_cast<double>(ranked[kept].first - ranked[0].first));
+    ++kept;
+  }
+  const float last_kept = ranked[kept - 1].first;
+  auto params = all_filters_off(1.0f);
+  params.top_p = 0.5f;
+  Sampler sampler(params, static_cast<int32_t>(logits.size()));
+  bool drew_from_lower_half = false;
+  for (int i = 0; i < 300; ++i) {
+    const float drawn = logits[static_cast<size_t>(sampler.sample(logits.data()))];
+    ASSERT_GE(drawn, last_kept) << "drew a token outside the top-p set of " << kept;
+    drew_from_lower_half |= drawn < ranked[kept / 2].first;
+  }
+  EXPECT_TRUE(drew_from_lower_half) << "the lower half of the kept set was never drawn";
+}
+
 TEST(Sampler, DefaultsOnALlamaSizedVocabularyStayInTheTopK) {
   const auto logits = random_logits(128256, 11);
   std::vector<float> sorted = logits;

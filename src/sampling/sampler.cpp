@@ -1,12 +1,15 @@
 // Token sampling with llama.cpp's semantics and default chain: penalties; top_k; top_p; min_p;
 // temperature; dist (a draw from the softmax of what is left).
 //
-// Work per token is O(n_vocab) for copying the logits plus, when top-k is on, a partial selection
-// of the k best; the candidate list is only ever sorted as far as a step needs (top-p extends the
-// sorted prefix in doubling chunks until its cumulative probability is reached).
+// Built for 128k vocabularies: the logits are read in place (never copied or sorted whole); a
+// scan compares each raw logit with the running cut of the step (best so far, k-th best, min-p
+// threshold) and only the rare tokens that pass it are looked at further, penalized tokens being
+// handled apart with their penalized logit. top-p without top-k finds its cut with one bucketed
+// pass and sorts only the tokens above it.
 #include "bitnet/sampling.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -18,26 +21,59 @@ namespace {
 
 using Candidate = std::pair<float, int32_t>;  // (logit, token id)
 
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
 // Descending logit, ties to the lower id: a strict total order, so every selection is reproducible.
 bool ranks_before(const Candidate& a, const Candidate& b) {
   return a.first != b.first ? a.first > b.first : a.second < b.second;
 }
 
-// NaN and infinities would break the ordering and the softmax; map them onto the finite range.
+// Infinities would break the softmax: map them onto the finite range. (NaN logits never pass a
+// scan's comparison, so they are never candidates.)
 float sanitize(float logit) {
-  if (std::isnan(logit)) return std::numeric_limits<float>::lowest();
   return std::clamp(logit, std::numeric_limits<float>::lowest(), std::numeric_limits<float>::max());
 }
 
-// Makes candidates[0, want) the `want` best in rank order, given that [0, sorted) already are.
-void extend_sorted_prefix(std::vector<Candidate>& candidates, size_t& sorted, size_t want) {
-  want = std::min(want, candidates.size());
-  if (want <= sorted) return;
-  auto first = candidates.begin() + static_cast<std::ptrdiff_t>(sorted);
-  auto middle = candidates.begin() + static_cast<std::ptrdiff_t>(want);
-  std::nth_element(first, middle - 1, candidates.end(), ranks_before);
-  std::sort(first, middle, ranks_before);
-  sorted = want;
+// Keeps the shortest ranked prefix of `candidates` whose mass exp(logit - max_logit) reaches
+// `target` (at least one token). `sorted` says whether they are already in rank order.
+void keep_top_p(std::vector<Candidate>& candidates, bool sorted, float max_logit, double target) {
+  // Single-precision exp: each term needs float accuracy only; the sums run in double.
+  auto mass = [max_logit](const Candidate& c) { return static_cast<double>(std::exp(c.first - max_logit)); };
+  auto ranked_end = candidates.end();
+  if (!sorted && candidates.size() > 4096) {
+    // Bucket by distance below the best logit (1/32 nat wide, the last one open-ended), find the
+    // bucket where the cumulative mass reaches the target, and rank only the tokens up to it.
+    constexpr size_t kBuckets = 1024;
+    constexpr double kBucketsPerNat = 32.0;
+    auto bucket_of = [max_logit](const Candidate& c) {
+      const double distance = (static_cast<double>(max_logit) - c.first) * kBucketsPerNat;
+      return distance < kBuckets - 1 ? static_cast<size_t>(distance) : kBuckets - 1;
+    };
+    std::array<double, kBuckets> bucket_mass{};
+    for (const auto& c : candidates) bucket_mass[bucket_of(c)] += mass(c);
+    size_t last_bucket = kBuckets - 1;
+    double cumulative = 0.0;
+    for (size_t b = 0; b < kBuckets; ++b) {
+      cumulative += bucket_mass[b];
+      if (cumulative >= target) {
+        last_bucket = b;
+        break;
+      }
+    }
+    ranked_end = std::partition(candidates.begin(), candidates.end(),
+                                [&](const Candidate& c) { return bucket_of(c) <= last_bucket; });
+    sorted = false;
+  }
+  if (!sorted) std::sort(candidates.begin(), ranked_end, ranks_before);
+  double cumulative = 0.0;
+  for (auto it = candidates.begin(); it != ranked_end; ++it) {
+    cumulative += mass(*it);
+    if (cumulative >= target) {
+      candidates.erase(it + 1, candidates.end());
+      return;
+    }
+  }
+  // Rounding kept the sum just short of the target: every token is needed.
 }
 
 uint64_t random_seed() {
@@ -87,78 +123,102 @@ void Sampler::accept(int32_t token) {
 }
 
 int32_t Sampler::sample(const float* logits) {
-  const auto n_vocab = static_cast<size_t>(n_vocab_);
-  candidates_.resize(n_vocab);
-  for (size_t id = 0; id < n_vocab; ++id) {
-    candidates_[id] = {sanitize(logits[id]), static_cast<int32_t>(id)};
-  }
-
   // Repetition penalty: once per distinct token of the window, pushing its logit towards "less
-  // likely" whatever its sign. candidates_ is still indexed by id here.
-  if (params_.repeat_penalty != 1.0f && !recent_.empty()) {
-    std::vector<int32_t> penalized(recent_.begin(), recent_.end());
+  // likely" whatever its sign.
+  std::vector<int32_t> penalized;
+  if (params_.repeat_penalty != 1.0f) {
+    penalized.assign(recent_.begin(), recent_.end());
     std::sort(penalized.begin(), penalized.end());
     penalized.erase(std::unique(penalized.begin(), penalized.end()), penalized.end());
-    for (int32_t id : penalized) {
-      float& logit = candidates_[static_cast<size_t>(id)].first;
-      logit = sanitize(logit <= 0.0f ? logit * params_.repeat_penalty : logit / params_.repeat_penalty);
-    }
   }
-
-  // Greedy: argmax of the penalized logits, ties to the lowest id (the first one met).
-  if (params_.temp <= 0.0f || params_.top_k == 1) {
-    return std::min_element(candidates_.begin(), candidates_.end(), ranks_before)->second;
-  }
-
-  size_t sorted = 0;  // candidates_[0, sorted) hold the best candidates in rank order
-  if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < candidates_.size()) {
-    extend_sorted_prefix(candidates_, sorted, static_cast<size_t>(params_.top_k));
-    candidates_.resize(sorted);
-  }
-
-  // Softmax at temperature 1 over what top-k left: top-p and min-p are defined on it.
-  const float max_logit =
-      sorted > 0 ? candidates_[0].first
-                 : std::min_element(candidates_.begin(), candidates_.end(), ranks_before)->first;
-  double total = 0.0;
-  for (const auto& c : candidates_) total += std::exp(static_cast<double>(c.first) - max_logit);
-
-  // min-p keeps the tokens with p >= min_p * p_max, i.e. logit >= max + log(min_p); the best token
-  // always stays. Done before top-p although llama.cpp runs it after: both keep a prefix of the
-  // ranked list, top-p's prefix is computed with `total` (the normaliser before min-p), and the
-  // min-p test is a ratio to p_max, which top-p never removes; so the result is the same.
-  if (params_.min_p > 0.0f) {
-    const double threshold = static_cast<double>(max_logit) + std::log(static_cast<double>(params_.min_p));
-    auto kept_end = std::remove_if(candidates_.begin(), candidates_.end(), [&](const Candidate& c) {
-      return c.first != max_logit && static_cast<double>(c.first) < threshold;
-    });
-    candidates_.erase(kept_end, candidates_.end());
-    sorted = std::min(sorted, candidates_.size());  // remove_if is stable: the prefix stays sorted
-  }
-
-  // top-p keeps the shortest ranked prefix whose probability reaches top_p (at least one token).
-  if (params_.top_p < 1.0f) {
-    const double target = static_cast<double>(params_.top_p) * total;
-    double cumulative = 0.0;
-    size_t kept = candidates_.size();
-    for (size_t i = 0; i < candidates_.size(); ++i) {
-      if (i == sorted) extend_sorted_prefix(candidates_, sorted, std::max<size_t>(64, 2 * sorted));
-      cumulative += std::exp(static_cast<double>(candidates_[i].first) - max_logit);
-      if (cumulative >= target) {
-        kept = i + 1;
-        break;
+  auto penalized_logit = [&](int32_t id) {
+    const float logit = logits[id];
+    return logit <= 0.0f ? logit * params_.repeat_penalty : logit / params_.repeat_penalty;
+  };
+  // Calls visit(candidate) for each token whose logit is >= cut() (re-read after every visit),
+  // in id order, then for the penalized tokens with their penalized logit.
+  auto scan = [&](auto cut, auto visit) {
+    for (int32_t id = 0; id < n_vocab_; ++id) {
+      const float logit = logits[id];
+      if (logit >= cut() && !std::binary_search(penalized.begin(), penalized.end(), id)) {
+        visit(Candidate{sanitize(logit), id});
       }
     }
-    candidates_.resize(kept);
+    for (int32_t id : penalized) {
+      const float logit = penalized_logit(id);
+      if (logit >= cut()) visit(Candidate{sanitize(logit), id});
+    }
+  };
+
+  // The best token: the greedy answer and, for the filters, the softmax's reference point.
+  Candidate best{kNegInf, n_vocab_};
+  scan([&] { return best.first; },
+       [&](const Candidate& c) {
+         if (ranks_before(c, best)) best = c;
+       });
+  if (best.second == n_vocab_) throw Error("sampler: every logit is NaN");
+  if (params_.temp <= 0.0f || params_.top_k == 1) return best.second;
+  const float max_logit = best.first;
+
+  bool sorted = false;
+  candidates_.clear();
+  if (params_.top_k > 0 && params_.top_k < n_vocab_) {
+    // Keep the k best in a heap whose front is the worst of them.
+    const auto k = static_cast<size_t>(params_.top_k);
+    scan([&] { return candidates_.size() < k ? kNegInf : candidates_.front().first; },
+         [&](const Candidate& c) {
+           if (candidates_.size() < k) {
+             candidates_.push_back(c);
+             std::push_heap(candidates_.begin(), candidates_.end(), ranks_before);
+           } else if (ranks_before(c, candidates_.front())) {
+             std::pop_heap(candidates_.begin(), candidates_.end(), ranks_before);
+             candidates_.back() = c;
+             std::push_heap(candidates_.begin(), candidates_.end(), ranks_before);
+           }
+         });
+    std::sort_heap(candidates_.begin(), candidates_.end(), ranks_before);
+    sorted = true;
+  } else {
+    // min-p keeps the tokens with p >= min_p * p_max, i.e. logit >= max + log(min_p) (the best
+    // always stays). Applied here, before top-p, although llama.cpp runs it after: both keep a
+    // prefix of the ranked list, top-p's is computed with the normaliser of the whole list, and
+    // min-p's test is a ratio to p_max, which top-p never removes; so the kept set is the same.
+    const float cut = params_.min_p > 0.0f
+                          ? std::min(max_logit, static_cast<float>(max_logit + std::log(params_.min_p)))
+                          : std::numeric_limits<float>::lowest();
+    scan([cut] { return cut; }, [&](const Candidate& c) { candidates_.push_back(c); });
+  }
+
+  // top-p's normaliser: the probability mass of every token top-k left, before min-p's removals.
+  double total = 0.0;
+  if (params_.top_p < 1.0f) {
+    auto add = [&](const Candidate& c) { total += static_cast<double>(std::exp(c.first - max_logit)); };
+    if (sorted || params_.min_p <= 0.0f) {
+      std::for_each(candidates_.begin(), candidates_.end(), add);
+    } else {
+      scan([] { return std::numeric_limits<float>::lowest(); }, add);
+    }
+  }
+
+  // After top-k, min-p applies to the k tokens: it keeps a ranked prefix (the best at least).
+  if (sorted && params_.min_p > 0.0f) {
+    const double cut = static_cast<double>(max_logit) + std::log(static_cast<double>(params_.min_p));
+    auto first_dropped = std::find_if(candidates_.begin() + 1, candidates_.end(),
+                                      [cut](const Candidate& c) { return c.first < cut; });
+    candidates_.erase(first_dropped, candidates_.end());
+  }
+
+  // top-p: the shortest ranked prefix holding top_p of the probability at temperature 1.
+  if (params_.top_p < 1.0f) {
+    keep_top_p(candidates_, sorted, max_logit, static_cast<double>(params_.top_p) * total);
   }
 
   // Temperature, then the draw. Each candidate's logit is replaced by its weight (softmax
   // numerator). The uniform variate is built from the raw mt19937 output so that a seed gives the
   // same tokens with every standard library.
-  const double inverse_temp = 1.0 / static_cast<double>(params_.temp);
   double weight_total = 0.0;
   for (auto& c : candidates_) {
-    c.first = static_cast<float>(std::exp((static_cast<double>(c.first) - max_logit) * inverse_temp));
+    c.first = std::exp((c.first - max_logit) / params_.temp);  // divided: 1/temp may overflow
     weight_total += c.first;
   }
   const double u = static_cast<double>(rng_()) * (1.0 / 4294967296.0) * weight_total;
@@ -171,7 +231,7 @@ int32_t Sampler::sample(const float* logits) {
   for (auto c = candidates_.rbegin(); c != candidates_.rend(); ++c) {
     if (c->first > 0.0f) return c->second;
   }
-  return candidates_[0].second;
+  return best.second;
 }
 
 }  // namespace bitnet
