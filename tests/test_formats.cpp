@@ -409,6 +409,7 @@ TEST(BlockRows, RejectPartialBlocksAndUnreadableTypes) {
   expect_error([&] { dequantize_row(TensorType::Q6_K, row.data(), x, 64); }, {"64", "Q6_K", "256"});
   expect_error([&] { dequantize_row(TensorType::I2_S, row.data(), x, 128); }, {"I2_S"});
   expect_error([&] { quantize_row(TensorType::TQ2_0, x, row.data(), 256); }, {"TQ2_0"});
+  expect_error([&] { dequantize_row(TensorType::F32, row.data(), x, -4); }, {"-4"});
 }
 
 // ---- TQ2_0 -------------------------------------------------------------------------------------

@@ -169,95 +169,75 @@ void quantize_q6_k(const float* in, uint8_t* block) {
 }
 
 void dequantize_tq(TensorType t, const uint8_t* block, float* out) {
-  const bool tq1 = t == TensorType::TQ1_0;
-  const int bytes = tq1 ? detail::kTq1BlockBytes : detail::kTq2BlockBytes;
   uint8_t codes[detail::kTernaryBlock];
-  if (tq1)
-    detail::tq1_0_decode_codes(block, codes);
-  else
-    detail::tq2_0_decode_codes(block, codes);
-  const float d = fp16_to_fp32(detail::tq_block_scale_bits(block, bytes));
+  detail::tq_decode_codes(t, block, codes);
+  const float d = fp16_to_fp32(detail::tq_block_scale_bits(t, block));
   for (int i = 0; i < detail::kTernaryBlock; ++i) out[i] = (float)(codes[i] - 1) * d;
 }
 
-void require_whole_blocks(TensorType t, int64_t ne0, const char* what) {
+// Float types are handled as blocks of one value.
+using DequantizeBlock = void (*)(const uint8_t* block, float* out);
+using QuantizeBlock = void (*)(const float* in, uint8_t* block);
+
+DequantizeBlock block_dequantizer(TensorType t) {
+  switch (t) {
+    case TensorType::F32: return [](const uint8_t* b, float* out) { *out = detail::load_le_f32(b); };
+    case TensorType::F16: return [](const uint8_t* b, float* out) { *out = fp16_to_fp32(load_le16(b)); };
+    case TensorType::BF16: return [](const uint8_t* b, float* out) { *out = bf16_to_fp32(load_le16(b)); };
+    case TensorType::Q4_0: return dequantize_q4_0;
+    case TensorType::Q8_0: return dequantize_q8_0;
+    case TensorType::Q6_K: return dequantize_q6_k;
+    case TensorType::TQ1_0: return [](const uint8_t* b, float* out) { dequantize_tq(TensorType::TQ1_0, b, out); };
+    case TensorType::TQ2_0: return [](const uint8_t* b, float* out) { dequantize_tq(TensorType::TQ2_0, b, out); };
+    default: return nullptr;
+  }
+}
+
+QuantizeBlock block_quantizer(TensorType t) {
+  switch (t) {
+    case TensorType::F32: return [](const float* in, uint8_t* b) { detail::store_le_f32(*in, b); };
+    case TensorType::F16: return [](const float* in, uint8_t* b) { store_le16(fp32_to_fp16(*in), b); };
+    case TensorType::BF16: return [](const float* in, uint8_t* b) { store_le16(fp32_to_bf16(*in), b); };
+    case TensorType::Q4_0: return quantize_q4_0;
+    case TensorType::Q8_0: return quantize_q8_0;
+    case TensorType::Q6_K: return quantize_q6_k;
+    default: return nullptr;
+  }
+}
+
+// Blocks in a row of ne0 values; throws unless ne0 is a whole number of blocks.
+int64_t whole_blocks(TensorType t, int64_t ne0, const char* what) {
   const int64_t block = block_size(t);
-  if (ne0 < 0 || block <= 0 || ne0 % block != 0)
+  if (ne0 < 0 || ne0 % block != 0)
     throw Error(std::string(what) + ": row length " + std::to_string(ne0) + " is not a multiple of the " +
                 type_name(t) + " block size " + std::to_string(block));
+  return ne0 / block;
 }
 
 }  // namespace
 
 void dequantize_row(TensorType t, const void* row, float* out, int64_t ne0) {
-  const auto* bytes = static_cast<const uint8_t*>(row);
-  switch (t) {
-    case TensorType::F32:
-      std::memcpy(out, bytes, (size_t)ne0 * 4);
-      return;
-    case TensorType::F16:
-      for (int64_t i = 0; i < ne0; ++i) out[i] = fp16_to_fp32(load_le16(bytes + 2 * i));
-      return;
-    case TensorType::BF16:
-      for (int64_t i = 0; i < ne0; ++i) out[i] = bf16_to_fp32(load_le16(bytes + 2 * i));
-      return;
-    case TensorType::Q4_0:
-    case TensorType::Q8_0:
-    case TensorType::Q6_K:
-    case TensorType::TQ1_0:
-    case TensorType::TQ2_0:
-      break;
-    default:
-      throw Error(std::string("dequantize_row: tensor type ") + type_name(t) +
-                  " has no self-contained rows; read it with read_ternary_row");
-  }
-  require_whole_blocks(t, ne0, "dequantize_row");
+  const DequantizeBlock dequantize = block_dequantizer(t);
+  if (!dequantize)
+    throw Error(std::string("dequantize_row: tensor type ") + type_name(t) +
+                " has no self-contained rows; read it with read_ternary_row");
+  const int64_t blocks = whole_blocks(t, ne0, "dequantize_row");
   const int64_t block = block_size(t);
   const uint64_t block_bytes = row_nbytes(t, (uint64_t)block);
-  for (int64_t b = 0; b < ne0 / block; ++b) {
-    const uint8_t* in = bytes + (uint64_t)b * block_bytes;
-    float* dst = out + b * block;
-    switch (t) {
-      case TensorType::Q4_0: dequantize_q4_0(in, dst); break;
-      case TensorType::Q8_0: dequantize_q8_0(in, dst); break;
-      case TensorType::Q6_K: dequantize_q6_k(in, dst); break;
-      default: dequantize_tq(t, in, dst); break;
-    }
-  }
+  const auto* bytes = static_cast<const uint8_t*>(row);
+  for (int64_t b = 0; b < blocks; ++b) dequantize(bytes + (uint64_t)b * block_bytes, out + b * block);
 }
 
 void quantize_row(TensorType t, const float* in, void* row, int64_t ne0) {
-  auto* bytes = static_cast<uint8_t*>(row);
-  switch (t) {
-    case TensorType::F32:
-      std::memcpy(bytes, in, (size_t)ne0 * 4);
-      return;
-    case TensorType::F16:
-      for (int64_t i = 0; i < ne0; ++i) store_le16(fp32_to_fp16(in[i]), bytes + 2 * i);
-      return;
-    case TensorType::BF16:
-      for (int64_t i = 0; i < ne0; ++i) store_le16(fp32_to_bf16(in[i]), bytes + 2 * i);
-      return;
-    case TensorType::Q4_0:
-    case TensorType::Q8_0:
-    case TensorType::Q6_K:
-      break;
-    default:
-      throw Error(std::string("quantize_row: tensor type ") + type_name(t) +
-                  " is not quantized from floats; ternary types are written with write_ternary_row / encode_i2s");
-  }
-  require_whole_blocks(t, ne0, "quantize_row");
+  const QuantizeBlock quantize = block_quantizer(t);
+  if (!quantize)
+    throw Error(std::string("quantize_row: tensor type ") + type_name(t) +
+                " is not quantized from floats; ternary types are written with write_ternary_row / encode_i2s");
+  const int64_t blocks = whole_blocks(t, ne0, "quantize_row");
   const int64_t block = block_size(t);
   const uint64_t block_bytes = row_nbytes(t, (uint64_t)block);
-  for (int64_t b = 0; b < ne0 / block; ++b) {
-    const float* src = in + b * block;
-    uint8_t* dst = bytes + (uint64_t)b * block_bytes;
-    switch (t) {
-      case TensorType::Q4_0: quantize_q4_0(src, dst); break;
-      case TensorType::Q8_0: quantize_q8_0(src, dst); break;
-      default: quantize_q6_k(src, dst); break;
-    }
-  }
+  auto* bytes = static_cast<uint8_t*>(row);
+  for (int64_t b = 0; b < blocks; ++b) quantize(in + b * block, bytes + (uint64_t)b * block_bytes);
 }
 
 }  // namespace bitnet

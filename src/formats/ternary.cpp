@@ -40,8 +40,7 @@ float read_i2s_row(const uint8_t* data, uint64_t ne0, uint64_t ne1, uint64_t r, 
 // a non-zero value must agree (an all-zero block's scale is irrelevant and ignored).
 float read_tq_row(TensorType t, const uint8_t* data, uint64_t ne0, uint64_t r, int8_t* out,
                   const std::string& tensor_name) {
-  const bool tq1 = t == TensorType::TQ1_0;
-  const int block_bytes = tq1 ? detail::kTq1BlockBytes : detail::kTq2BlockBytes;
+  const int block_bytes = detail::tq_block_bytes(t);
   const uint64_t row_bytes = row_nbytes(t, ne0);
   const uint8_t* row = data + r * row_bytes;
   bool have_scale = false;
@@ -49,10 +48,7 @@ float read_tq_row(TensorType t, const uint8_t* data, uint64_t ne0, uint64_t r, i
   for (uint64_t b = 0; b < ne0 / detail::kTernaryBlock; ++b) {
     const uint8_t* block = row + b * block_bytes;
     uint8_t codes[detail::kTernaryBlock];
-    if (tq1)
-      detail::tq1_0_decode_codes(block, codes);
-    else
-      detail::tq2_0_decode_codes(block, codes);
+    detail::tq_decode_codes(t, block, codes);
     bool all_zero = true;
     for (int i = 0; i < detail::kTernaryBlock; ++i) {
       if (codes[i] > 2)
@@ -61,7 +57,7 @@ float read_tq_row(TensorType t, const uint8_t* data, uint64_t ne0, uint64_t r, i
       out[b * detail::kTernaryBlock + i] = (int8_t)(codes[i] - 1);
       all_zero = all_zero && codes[i] == 1;
     }
-    const uint16_t bits = detail::tq_block_scale_bits(block, block_bytes);
+    const uint16_t bits = detail::tq_block_scale_bits(t, block);
     if (all_zero) continue;
     if (!std::isfinite(fp16_to_fp32(bits)))
       throw Error(where(tensor_name, r) + ": block " + std::to_string(b) + " has a non-finite scale");
@@ -75,7 +71,7 @@ float read_tq_row(TensorType t, const uint8_t* data, uint64_t ne0, uint64_t r, i
     }
   }
   // An all-zero row: its scale multiplies only zeros; report the first block's.
-  if (!have_scale) scale_bits = detail::tq_block_scale_bits(row, block_bytes);
+  if (!have_scale) scale_bits = detail::tq_block_scale_bits(t, row);
   return fp16_to_fp32(scale_bits);
 }
 
@@ -115,17 +111,13 @@ void write_ternary_row(TensorType t, const int8_t* values, int64_t ne0, float sc
     throw Error(std::string("write_ternary_row: ") + type_name(t) + " row length " + std::to_string(ne0) +
                 " is not a multiple of 256");
   require_ternary(values, ne0, "write_ternary_row");
-  const bool tq1 = t == TensorType::TQ1_0;
-  const int block_bytes = tq1 ? detail::kTq1BlockBytes : detail::kTq2BlockBytes;
+  const int block_bytes = detail::tq_block_bytes(t);
   const uint16_t d_bits = fp32_to_fp16(scale);
   auto* out = static_cast<uint8_t*>(row);
   for (int64_t b = 0; b < ne0 / detail::kTernaryBlock; ++b) {
     uint8_t codes[detail::kTernaryBlock];
     for (int i = 0; i < detail::kTernaryBlock; ++i) codes[i] = (uint8_t)(values[b * detail::kTernaryBlock + i] + 1);
-    if (tq1)
-      detail::tq1_0_encode_block(codes, d_bits, out + b * block_bytes);
-    else
-      detail::tq2_0_encode_block(codes, d_bits, out + b * block_bytes);
+    detail::tq_encode_block(t, codes, d_bits, out + b * block_bytes);
   }
 }
 

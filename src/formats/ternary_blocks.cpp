@@ -1,4 +1,4 @@
-// Bit layouts of ggml's TQ2_0 and TQ1_0 blocks (see docs in ternary_blocks.h and formats.md).
+// Bit layouts of ggml's TQ2_0 and TQ1_0 blocks, as in upstream ggml-quants.c (see formats.md).
 #include "formats/ternary_blocks.h"
 
 #include "formats/byte_order.h"
@@ -23,26 +23,20 @@ constexpr Tq1Section kTq1Sections[] = {
 };
 constexpr uint8_t kPow3[5] = {1, 3, 9, 27, 81};
 
-}  // namespace
-
-uint16_t tq_block_scale_bits(const uint8_t* block, int block_bytes) {
-  return load_le16(block + block_bytes - 2);
-}
-
+// TQ2_0: byte 32h + m of each 128-value half h holds values 128h + m + 32n at bits 2n.
 void tq2_0_decode_codes(const uint8_t* block, uint8_t* codes) {
   for (int half = 0; half < 2; ++half)
     for (int m = 0; m < 32; ++m)
       for (int n = 0; n < 4; ++n) codes[128 * half + m + 32 * n] = (block[32 * half + m] >> (2 * n)) & 3;
 }
 
-void tq2_0_encode_block(const uint8_t* codes, uint16_t d_bits, uint8_t* block) {
+void tq2_0_encode_codes(const uint8_t* codes, uint8_t* block) {
   for (int half = 0; half < 2; ++half)
     for (int m = 0; m < 32; ++m) {
       uint8_t byte = 0;
       for (int n = 0; n < 4; ++n) byte |= (uint8_t)(codes[128 * half + m + 32 * n] << (2 * n));
       block[32 * half + m] = byte;
     }
-  store_le16(d_bits, block + kTq2BlockBytes - 2);
 }
 
 void tq1_0_decode_codes(const uint8_t* block, uint8_t* codes) {
@@ -55,14 +49,36 @@ void tq1_0_decode_codes(const uint8_t* block, uint8_t* codes) {
       }
 }
 
-void tq1_0_encode_block(const uint8_t* codes, uint16_t d_bits, uint8_t* block) {
+void tq1_0_encode_codes(const uint8_t* codes, uint8_t* block) {
   for (const Tq1Section& s : kTq1Sections)
     for (int b = 0; b < s.bytes; ++b) {
       uint32_t q = 0;  // base-3 number of 5 trits, first trit most significant
       for (int n = 0; n < 5; ++n) q = q * 3 + (n < s.trits ? codes[s.first_value + b + n * s.bytes] : 0);
       block[s.first_byte + b] = (uint8_t)((q * 256 + 242) / 243);  // ceil(q * 256 / 243) <= 255
     }
-  store_le16(d_bits, block + kTq1BlockBytes - 2);
+}
+
+}  // namespace
+
+int tq_block_bytes(TensorType t) { return (int)row_nbytes(t, kTernaryBlock); }
+
+uint16_t tq_block_scale_bits(TensorType t, const uint8_t* block) {
+  return load_le16(block + tq_block_bytes(t) - 2);
+}
+
+void tq_decode_codes(TensorType t, const uint8_t* block, uint8_t* codes) {
+  if (t == TensorType::TQ1_0)
+    tq1_0_decode_codes(block, codes);
+  else
+    tq2_0_decode_codes(block, codes);
+}
+
+void tq_encode_block(TensorType t, const uint8_t* codes, uint16_t d_bits, uint8_t* block) {
+  if (t == TensorType::TQ1_0)
+    tq1_0_encode_codes(codes, block);
+  else
+    tq2_0_encode_codes(codes, block);
+  store_le16(d_bits, block + tq_block_bytes(t) - 2);
 }
 
 }  // namespace bitnet::detail
