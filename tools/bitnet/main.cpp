@@ -45,7 +45,12 @@ int run(int argc, char** argv) {
     }
     for (const auto& s : kSubcommands)
       if (first == s.name) return s.run(argc - 1, argv + 1);
-    if (first == "-h" || first == "--help") print_overview();
+    // "bitnet [generate options] --help" shows the subcommands too.
+    for (int i = 1; i < argc && std::strcmp(argv[i], "--") != 0; ++i)
+      if (!std::strcmp(argv[i], "-h") || !std::strcmp(argv[i], "--help")) {
+        print_overview();
+        break;
+      }
   } else {
     print_overview();
     std::printf("bitnet --help lists the generate options.\n");
