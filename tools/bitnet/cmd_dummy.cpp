@@ -295,8 +295,13 @@ int cmd_dummy(int argc, char** argv) {
 
   const auto tensors = plan_tensors(shape, h, weight, head);
   // Checked before anything is written, with the first tensor that breaks the rule named.
-  for (const auto& t : tensors)
-    if (t.fill != Fill::Norm) check_row_length(t.type, t.ne[0], t.name);
+  try {
+    for (const auto& t : tensors)
+      if (t.fill != Fill::Norm) check_row_length(t.type, t.ne[0], t.name);
+  } catch (const Error& e) {
+    throw Error("dummy --shape " + shape_name + ": " + e.what() +
+                "; choose --embd/--ff/--heads/--head-dim (or another --type/--head-type) that fit");
+  }
 
   ModelFileWriter out(output, "dummy");
   gguf::Writer& w = out.gguf();
