@@ -704,7 +704,8 @@ TEST(GgufRobustness, RandomCorruptionOpensOrThrows) {
       // Mostly the header region, where the structure is; sometimes a whole little-endian word
       // set to an extreme value, as length and count fields are what go wrong.
       const size_t header_end = std::min<size_t>(mutated.size(), 320);
-      const size_t at = rng() % (rng() % 4 ? header_end : mutated.size());
+      const size_t region = rng() % 4 ? header_end : mutated.size();
+      const size_t at = rng() % region;
       switch (rng() % 3) {
         case 0: mutated[at] = static_cast<char>(rng()); break;
         case 1: mutated[at] = static_cast<char>(mutated[at] ^ (1 << (rng() % 8))); break;

@@ -16,9 +16,10 @@ namespace bitnet::gguf {
 
 namespace {
 
-// Bounds what a file's metadata can make us allocate: a Value is ~100 bytes, so a file full of
-// one-byte array elements would otherwise cost 100x its size. Real vocabularies hold < 1M values.
-constexpr uint64_t kMaxMetadataValues = uint64_t{1} << 23;
+// Bounds what a file's metadata can make us allocate (~100 bytes per Value, so ~440 MB at most):
+// one-byte array elements would otherwise cost 100x the file's size. The largest real
+// vocabularies (tokens, scores, types, merges) hold under 1.5M values in all.
+constexpr uint64_t kMaxMetadataValues = uint64_t{1} << 22;
 
 // Names and keys come from the file: show at most 64 characters, escaping unprintable bytes, so
 // that a corrupt file still yields a one-line message.
@@ -77,14 +78,14 @@ class Reader {
   std::string where() const { return context_.empty() ? "" : context_ + ": "; }
   uint64_t remaining() const { return size_ - pos_; }
 
-  [[noreturn]] void fail_past_end(const std::string& what, uint64_t n) const {
-    fail(where() + what + " (" + std::to_string(n) + " bytes at offset " + std::to_string(pos_) +
-         ") runs past end of file (size " + std::to_string(size_) + ")");
+  [[noreturn]] void fail_past_end(const std::string& what) const {
+    fail(where() + what + " at offset " + std::to_string(pos_) + " runs past end of file (size " +
+         std::to_string(size_) + ")");
   }
 
   template <class T>
   T read_scalar(const char* what) {
-    if (sizeof(T) > remaining()) fail_past_end(what, sizeof(T));
+    if (sizeof(T) > remaining()) fail_past_end(std::string(what) + " (" + std::to_string(sizeof(T)) + " bytes)");
     T value;
     std::memcpy(&value, bytes_ + pos_, sizeof(T));
     pos_ += sizeof(T);
@@ -93,7 +94,7 @@ class Reader {
 
   std::string read_string(const char* what) {
     const uint64_t length = read_scalar<uint64_t>(what);
-    if (length > remaining()) fail_past_end(std::string(what) + " of length " + std::to_string(length), length);
+    if (length > remaining()) fail_past_end(std::string(what) + " of length " + std::to_string(length));
     std::string s(reinterpret_cast<const char*>(bytes_ + pos_), length);
     pos_ += length;
     return s;
@@ -189,9 +190,8 @@ class Reader {
     const uint64_t count = read_scalar<uint64_t>("array length");
     const uint64_t min_size = wire::min_encoded_size(v.elem_type);
     if (count > remaining() / min_size)
-      fail(where() + "array length " + std::to_string(count) + " of " + value_type_name(v.elem_type) +
-           " (at least " + std::to_string(min_size) + " bytes each) at offset " + std::to_string(pos_) +
-           " runs past end of file (size " + std::to_string(size_) + ")");
+      fail_past_end("array length " + std::to_string(count) + " of " + value_type_name(v.elem_type) +
+                    " (at least " + std::to_string(min_size) + " bytes each)");
     if (count > metadata_values_left_)
       fail(where() + "array length " + std::to_string(count) + " exceeds the limit of " +
            std::to_string(kMaxMetadataValues) + " metadata values per file");
