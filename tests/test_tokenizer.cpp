@@ -7,6 +7,8 @@
 #include <random>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "bitnet/error.h"
 #include "bitnet/gguf.h"
 #include "bitnet/tokenizer.h"
@@ -49,6 +51,8 @@ std::vector<Case> load_cases(const std::string& stem) {
   }
   return cases;
 }
+
+void expect_round_trips(const Tokenizer& tok, int n_strings);
 
 void expect_matches_reference(const Tokenizer& tok, const std::string& stem) {
   const auto cases = load_cases(stem);
@@ -109,6 +113,46 @@ TEST(TokenizerReference, Llama2FromSentencePieceModel) {
   EXPECT_EQ(tok.bos(), 1);
   EXPECT_EQ(tok.eos(), 2);
   expect_matches_reference(tok, "ggml-vocab-llama-spm.gguf");
+}
+
+// A SentencePiece-style Hugging Face tokenizer.json (BPE with byte fallback, as HF converts LLaMA 2),
+// built here from the GGUF: merges are every split of a piece into two pieces, ranked by the
+// piece's score.
+TEST(TokenizerReference, Llama2FromSentencePieceStyleTokenizerJson) {
+  TOKENIZER(spm, kLlamaSpmGguf);
+  const auto scores = gguf::File::open(test::fixture(kLlamaSpmGguf).string())->get_floats("tokenizer.ggml.scores");
+  std::vector<int32_t> by_score;
+  for (int32_t id = 259; id < spm.n_vocab(); ++id) by_score.push_back(id);
+  std::stable_sort(by_score.begin(), by_score.end(), [&](int32_t a, int32_t b) { return scores[a] > scores[b]; });
+  nlohmann::json vocab = nlohmann::json::object(), merges = nlohmann::json::array();
+  for (int32_t id = 0; id < spm.n_vocab(); ++id) vocab[spm.token_text(id)] = id;
+  for (int32_t id : by_score) {
+    const std::string& piece = spm.token_text(id);
+    for (size_t k = 1; k < piece.size(); ++k) {
+      if ((static_cast<uint8_t>(piece[k]) & 0xC0) == 0x80) continue;  // not a character boundary
+      if (vocab.contains(piece.substr(0, k)) && vocab.contains(piece.substr(k)))
+        merges.push_back(nlohmann::json::array({piece.substr(0, k), piece.substr(k)}));
+    }
+  }
+  nlohmann::json j = {
+      {"added_tokens", {{{"id", 0}, {"content", "<unk>"}, {"special", true}},
+                        {{"id", 1}, {"content", "<s>"}, {"special", true}},
+                        {{"id", 2}, {"content", "</s>"}, {"special", true}}}},
+      {"normalizer", {{"type", "Sequence"},
+                      {"normalizers", {{{"type", "Prepend"}, {"prepend", "\u2581"}},
+                                       {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\u2581"}}}}}},
+      {"pre_tokenizer", nullptr},
+      {"decoder", {{"type", "Sequence"}, {"decoders", {{{"type", "ByteFallback"}}, {{"type", "Fuse"}}}}}},
+      {"model", {{"type", "BPE"}, {"byte_fallback", true}, {"unk_token", "<unk>"}, {"vocab", vocab}, {"merges", merges}}},
+  };
+  const auto path = test::scratch_dir() / "llama2-tokenizer.json";
+  std::ofstream(path) << j.dump();
+  const auto tok = Tokenizer::from_file(path.string());
+  EXPECT_EQ(tok->model_name(), "llama");
+  EXPECT_EQ(tok->bos(), 1);
+  EXPECT_EQ(tok->eos(), 2);
+  expect_matches_reference(*tok, "ggml-vocab-llama-spm.gguf");
+  expect_round_trips(*tok, 300);
 }
 
 // Both LLaMA 3 importers describe the same vocabulary and tokenize a book chapter identically.
