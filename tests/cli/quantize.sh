@@ -87,6 +87,15 @@ quantize row-scales.gguf row-scales-tq1.gguf tq1_0 && ok || fail "tq2_0 with per
 quantize row-scales-tq1.gguf row-scales-tq2.gguf tq2_0
 cmp -s row-scales.gguf row-scales-tq2.gguf && ok || fail "per-row scales did not survive tq1_0"
 expect_refusal "one scale per tensor" row-scales-i2s.gguf row-scales.gguf row-scales-i2s.gguf i2_s
+# That refusal comes after most of the file was written: with --force over an existing file, the
+# existing file must survive untouched and no partial file be left behind.
+cp 2b4t-i2_s.gguf victim.gguf
+set +e
+"$BIN" quantize row-scales.gguf victim.gguf i2_s --force 2>/dev/null
+rc=$?
+set -e
+[[ $rc == 1 ]] && cmp -s victim.gguf 2b4t-i2_s.gguf && ! ls ./*.partial >/dev/null 2>&1 && ok ||
+  fail "a failed --force conversion damaged the existing output or left a partial file (rc=$rc)"
 
 # --head-type requantizes token_embd/output only: q8_0 rows of 256 values take 8 * 34 bytes
 # instead of 512, for 1000 rows in each of the two llama head tensors.

@@ -4,7 +4,6 @@
 // Every tensor's values come from its own RNG stream seeded by (--seed, tensor name), generated
 // row by row while writing, so equal arguments give byte-identical files and a 100B-shaped file
 // never needs more memory than one row.
-#include <cmath>
 #include <cstdio>
 #include <optional>
 #include <string>

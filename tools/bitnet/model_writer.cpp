@@ -40,14 +40,6 @@ void check_can_write(const std::string& path, bool force) {
 ModelFileWriter::ModelFileWriter(std::string path, std::string progress_label, uint64_t alignment)
     : writer_(alignment), path_(std::move(path)), label_(std::move(progress_label)) {}
 
-ModelFileWriter::~ModelFileWriter() {
-  if (opened_ && !finished_) {
-    std::error_code ec;
-    std::filesystem::remove(path_, ec);  // a half-written model must not look like a model
-    std::fprintf(stderr, "\n%s: removed the incomplete '%s'\n", label_.c_str(), path_.c_str());
-  }
-}
-
 uint64_t ModelFileWriter::declare(const std::string& name, const std::vector<uint64_t>& ne,
                                   TensorType t) {
   uint64_t rows = 1;
@@ -65,7 +57,6 @@ void ModelFileWriter::declare_raw(const std::string& name, const std::vector<uin
 
 void ModelFileWriter::open(bool overwrite) {
   writer_.write_header(path_, overwrite);
-  opened_ = true;
   report(false);
 }
 
@@ -77,7 +68,6 @@ void ModelFileWriter::write(const void* data, size_t n) {
 
 void ModelFileWriter::finish() {
   writer_.finish();
-  finished_ = true;
   report(true);
 }
 

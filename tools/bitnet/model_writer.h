@@ -29,13 +29,11 @@ void check_can_write(const std::string& path, bool force);
 
 // A GGUF file being written: declare metadata and tensors, open(), then each tensor's bytes in
 // declaration order through write(). Reports progress as a percentage of the declared bytes.
-// If the object is destroyed before finish() succeeded, the partial file is removed.
+// (gguf::Writer writes "<path>.partial" and renames it on finish(), so a failed run leaves any
+// existing file at `path` as it was.)
 class ModelFileWriter {
  public:
   ModelFileWriter(std::string path, std::string progress_label, uint64_t alignment = 32);
-  ~ModelFileWriter();
-  ModelFileWriter(const ModelFileWriter&) = delete;
-  ModelFileWriter& operator=(const ModelFileWriter&) = delete;
 
   gguf::Writer& gguf() { return writer_; }
   // Declares a tensor of ne[0] x ne[1] (x ne[2]...) values of type `t`; returns its byte size.
@@ -53,7 +51,6 @@ class ModelFileWriter {
   std::string path_, label_;
   uint64_t total_ = 0, done_ = 0;
   int last_percent_ = -1;
-  bool opened_ = false, finished_ = false;
 };
 
 // Writes one ternary tensor row by row in type `t` (I2_S, TQ1_0 or TQ2_0); for I2_S the scale
