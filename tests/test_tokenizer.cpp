@@ -430,6 +430,7 @@ TEST(TokenizerErrors, MalformedFilesThrow) {
   EXPECT_THROW(Tokenizer::from_file(write("wordpiece.json", R"({"model":{"type":"WordPiece","vocab":{}}})")), Error);
   EXPECT_THROW(Tokenizer::from_file(write("bad.tiktoken", "IQ== 0\nnot base64!! x\n")), Error);
   EXPECT_THROW(Tokenizer::from_file(write("dup.tiktoken", "IQ== 0\nIg== 0\n")), Error);
+  EXPECT_THROW(Tokenizer::from_file(write("gap.tiktoken", "IQ== 0\nIg== 7\n")), Error);
   EXPECT_THROW(Tokenizer::from_file(write("trunc.model", std::string("\x0A\x7F\x0A\x03", 4))), Error);
   EXPECT_THROW(Tokenizer::from_file((dir / "missing").string()), Error);
   if (std::filesystem::exists(test::fixture(kLlama2Model))) {

@@ -4,6 +4,7 @@
 // exactly two parts is the merge of those parts, with the token's rank.
 #include <algorithm>
 #include <charconv>
+#include <climits>
 #include <unordered_map>
 
 #include "bitnet/error.h"
@@ -78,10 +79,10 @@ std::string byte_level(std::string_view bytes) {
 }  // namespace
 
 VocabData import_tiktoken(const std::string& path, const std::string& content) {
-  std::vector<std::string> by_rank;
   RankMap ranks;
   std::string bytes;
   size_t line_no = 0;
+  int64_t max_rank = -1;
   for (size_t pos = 0; pos < content.size();) {
     size_t end = content.find('\n', pos);
     if (end == std::string::npos) end = content.size();
@@ -95,28 +96,30 @@ VocabData import_tiktoken(const std::string& path, const std::string& content) {
     const char* num_end = line.data() + line.size();
     const bool ok = space != std::string_view::npos && base64_decode(line.substr(0, space), bytes) &&
                     std::from_chars(line.data() + space + 1, num_end, rank).ptr == num_end;
-    if (!ok || rank < 0 || rank > 16 * static_cast<int64_t>(content.size()))
+    if (!ok || rank < 0 || rank >= INT32_MAX)
       throw Error(path + ":" + std::to_string(line_no) + ": not a tiktoken line \"<base64> <rank>\"");
     if (!ranks.emplace(bytes, static_cast<int32_t>(rank)).second)
       throw Error(path + ":" + std::to_string(line_no) + ": token listed twice");
-    if (static_cast<size_t>(rank) >= by_rank.size()) by_rank.resize(static_cast<size_t>(rank) + 1);
-    if (!by_rank[static_cast<size_t>(rank)].empty())
-      throw Error(path + ":" + std::to_string(line_no) + ": rank " + std::to_string(rank) + " used twice");
-    by_rank[static_cast<size_t>(rank)] = bytes;
+    max_rank = std::max(max_rank, rank);
   }
-  if (by_rank.empty()) throw Error(path + ": no tiktoken ranks found");
+  if (ranks.empty()) throw Error(path + ": no tiktoken ranks found");
+  if (max_rank >= static_cast<int64_t>(ranks.size()))
+    throw Error(path + ": tiktoken ranks are not 0.." + std::to_string(ranks.size() - 1) + " (rank " +
+                std::to_string(max_rank) + " present; ranks must be distinct and without gaps)");
+  std::vector<std::string_view> by_rank(ranks.size());
+  for (const auto& [token, rank] : ranks) {
+    if (!by_rank[static_cast<size_t>(rank)].empty())
+      throw Error(path + ": tiktoken rank " + std::to_string(rank) + " is given to two tokens");
+    by_rank[static_cast<size_t>(rank)] = token;
+  }
+
 
   VocabData d;
   d.source = path;
   d.model = "gpt2";
   d.pre = "llama-bpe";  // the pattern Meta's tiktoken tokenizer (and microsoft/BitNet's) uses
   for (size_t rank = 0; rank < by_rank.size(); ++rank) {
-    const std::string& token = by_rank[rank];
-    if (token.empty()) {
-      d.tokens.push_back("[PAD" + std::to_string(rank) + "]");
-      d.types.push_back(kUnused);
-      continue;
-    }
+    const std::string_view token = by_rank[rank];
     d.tokens.push_back(byte_level(token));
     d.types.push_back(kNormal);
     if (token.size() < 2) continue;
