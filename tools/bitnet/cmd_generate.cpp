@@ -98,13 +98,13 @@ class Session {
 
   uint64_t seed() const { return sampler_.seed(); }
 
+  int n_cached() const { return (int)cached_.size(); }
+
   // Makes the cache hold exactly `tokens` and leaves the logits of the last one ready. Decodes only
-  // the part beyond the cached prefix; starts over when the cache holds something else.
-  void feed(const std::vector<int32_t>& tokens, Timings& t) {
+  // the part beyond the cached prefix; starts over when the cache holds something else. Returns
+  // how many cached tokens were kept.
+  size_t feed(const std::vector<int32_t>& tokens, Timings& t) {
     if (tokens.empty()) throw Error("nothing to decode: empty prompt and the vocabulary has no BOS token");
-    if ((int64_t)tokens.size() > ctx_.n_ctx())
-      throw Error("the prompt is " + std::to_string(tokens.size()) + " tokens, the context holds " +
-                  std::to_string(ctx_.n_ctx()) + " (-c)");
     size_t common = 0;
     while (common < cached_.size() && common < tokens.size() && cached_[common] == tokens[common]) ++common;
     // The last token must be decoded again for its logits; the cache cannot be cut back, so start over.
@@ -112,16 +112,36 @@ class Session {
       reset();
       common = 0;
     }
+    append(std::vector<int32_t>(tokens.begin() + (ptrdiff_t)common, tokens.end()), t);
+    return common;
+  }
+
+  // Decodes tokens after the cached ones; the logits of the last are ready afterwards.
+  void append(const std::vector<int32_t>& tokens, Timings& t) {
+    if (tokens.empty()) throw Error("nothing to decode: empty prompt and the vocabulary has no BOS token");
+    if (cached_.size() + tokens.size() > (size_t)ctx_.n_ctx())
+      throw Error("the prompt is " + std::to_string(cached_.size() + tokens.size()) +
+                  " tokens, the context holds " + std::to_string(ctx_.n_ctx()) + " (-c)");
     Batch batch;
-    for (size_t i = common; i < tokens.size(); ++i) {
-      batch.add(tokens[i], (int32_t)i, 0, i + 1 == tokens.size());
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      batch.add(tokens[i], (int32_t)(cached_.size() + i), 0, i + 1 == tokens.size());
       sampler_.accept(tokens[i]);
     }
     Stopwatch clock;
     ctx_.decode(batch);
     t.prompt_s += clock.seconds();
     t.n_prompt += (int)batch.size();
-    cached_ = tokens;
+    cached_.insert(cached_.end(), tokens.begin(), tokens.end());
+    pending_.reset();
+  }
+
+  // Decodes the last generated token if generation stopped before decoding it (at -n or a reverse
+  // prompt), so that the cache holds everything that was printed. False when the context is full.
+  bool commit_pending(Timings& t) {
+    if (!pending_) return true;
+    if (n_cached() >= ctx_.n_ctx()) return false;
+    decode_one(*pending_, t);
+    return true;
   }
 
   // Samples from the ready logits until a stop condition; on_text receives valid UTF-8 as it comes.
@@ -139,6 +159,7 @@ class Session {
         break;
       }
       ++n_generated;
+      pending_ = id;
       std::string text = decoder.push(id);
       if (!text.empty()) {
         size_t before = generated.size();
@@ -154,13 +175,7 @@ class Session {
         stop = Stop::ContextFull;
         break;
       }
-      Batch batch;
-      batch.add(id, (int32_t)cached_.size(), 0, true);
-      Stopwatch clock;
-      ctx_.decode(batch);
-      t.eval_s += clock.seconds();
-      t.n_eval += 1;
-      cached_.push_back(id);
+      decode_one(id, t);
     }
     std::string rest = decoder.flush();
     if (!rest.empty()) {
@@ -173,10 +188,22 @@ class Session {
   void reset() {
     ctx_.clear_sequence(0);
     cached_.clear();
+    pending_.reset();
     sampler_.reset();
   }
 
  private:
+  void decode_one(int32_t id, Timings& t) {
+    Batch batch;
+    batch.add(id, (int32_t)cached_.size(), 0, true);
+    Stopwatch clock;
+    ctx_.decode(batch);
+    t.eval_s += clock.seconds();
+    t.n_eval += 1;
+    cached_.push_back(id);
+    pending_.reset();
+  }
+
   // Whether a reverse prompt ends in the text added since `before` (so each match is seen once).
   bool contains_reverse_prompt(const std::string& text, size_t before) const {
     for (const auto& r : opts_.reverse_prompts) {
@@ -192,6 +219,7 @@ class Session {
   const GenerateOptions& opts_;
   Sampler sampler_;
   std::vector<int32_t> cached_;
+  std::optional<int32_t> pending_;  // sampled and printed, not yet in the cache
 };
 
 void write_out(const std::string& text) {
@@ -254,6 +282,7 @@ int run_chat(const Model& model, Context& ctx, Session& session, const GenerateO
   if (o.escape) sys = process_escapes(sys);
   if (!sys.empty()) system.push_back({"system", sys});
   std::vector<ChatMessage> history = system;
+  std::string in_cache;  // the text whose tokens the cache holds
   const bool tty = isatty(STDIN_FILENO);
   if (tty) std::fprintf(stderr, "chat mode (template '%s'): /clear starts over, /exit or Ctrl-D ends\n", tmpl.c_str());
 
@@ -261,25 +290,36 @@ int run_chat(const Model& model, Context& ctx, Session& session, const GenerateO
     if (*line == "/exit") break;
     if (*line == "/clear") {
       history = system;
+      in_cache.clear();
       session.reset();
       std::fprintf(stderr, "[ conversation cleared ]\n");
       continue;
     }
     if (line->empty()) continue;
     history.push_back({"user", *line});
-    std::vector<int32_t> tokens = tok.encode(apply_chat_template(tmpl, history, true), tok.add_bos_default(), true);
-    if ((int)tokens.size() >= ctx.n_ctx()) {
+    const std::string rendered = apply_chat_template(tmpl, history, true);
+    // Only the text after what the cache already holds is tokenized and decoded, as llama-cli
+    // does; if the rendering no longer starts with it (a template that trims, /clear), start over.
+    const bool extend = session.n_cached() > 0 && !in_cache.empty() && rendered.starts_with(in_cache);
+    std::vector<int32_t> tokens = extend ? tok.encode(rendered.substr(in_cache.size()), false, true)
+                                         : tok.encode(rendered, tok.add_bos_default(), true);
+    const size_t total = (extend ? session.n_cached() : 0) + tokens.size();
+    if (total >= (size_t)ctx.n_ctx()) {
       std::fprintf(stderr, "the conversation (%zu tokens) no longer fits the context (n_ctx = %d): /clear starts over\n",
-                   tokens.size(), ctx.n_ctx());
+                   total, ctx.n_ctx());
       history.pop_back();
       continue;
     }
     Timings t;
-    session.feed(tokens, t);
+    size_t kept = session.n_cached();
+    if (extend && !tokens.empty()) session.append(tokens, t);
+    else kept = session.feed(tokens, t);
+    if (o.verbose) std::fprintf(stderr, "[ %zu tokens kept in the cache, %d decoded ]\n", kept, t.n_prompt);
     std::string reply;
     Stop stop = session.generate(o.n_predict, write_out, reply, t);
     write_out("\n");
     if (stop == Stop::ContextFull) report_stop(stop, ctx);
+    in_cache = session.commit_pending(t) ? rendered + reply : std::string();
     history.push_back({"assistant", reply});
     std::fprintf(stderr, "[ Prompt: %.1f t/s | Generation: %.1f t/s ]\n", per_second(t.n_prompt, t.prompt_s),
                  per_second(t.n_eval, t.eval_s));
