@@ -3,8 +3,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <algorithm>
 #include <cstdio>
-#include <queue>
 
 #include "bitnet/error.h"
 #include "bitnet/gguf.h"
