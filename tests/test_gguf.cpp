@@ -242,6 +242,17 @@ TEST(GgufReader, RejectsArrayLengthPastEnd) {
   EXPECT_OPEN_ERROR(s.build(), "my.strings", "array length");
 }
 
+TEST(GgufReader, LimitsMetadataValuesPerFile) {
+  // Each element costs one byte on disk but a whole Value in memory: bounded per file.
+  constexpr uint64_t kCount = (uint64_t{1} << 22) + 1;
+  Spec s;
+  s.extra_kv.push_back([](Bytes& b) {
+    b.key("huge", ValueType::ARRAY).u32(static_cast<uint32_t>(ValueType::UINT8)).u64(kCount);
+    b.s.append(kCount, '\1');
+  });
+  EXPECT_OPEN_ERROR(s.build(), "'huge'", "array length 4194305", "limit");
+}
+
 TEST(GgufReader, RejectsUnknownValueTypes) {
   Spec s;
   s.extra_kv.push_back([](Bytes& b) { b.str("my.key").u32(13).u32(0); });
