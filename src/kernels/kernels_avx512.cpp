@@ -19,57 +19,58 @@ constexpr int64_t kPrefetchBytes = 1024;
 
 inline __mmask16 tail_mask16(int64_t left) { return (__mmask16)((1u << left) - 1); }
 
+// One step over blocks b and b+1 (Pair) or block b alone (the last of an odd count, whose high
+// half of codes loads as zero so the high half of the activations does not matter).
+template <int Rows, int Tokens, bool Pair>
+[[gnu::always_inline]] inline void ternary_step(const uint8_t* const* w, const int8_t* const* q, int64_t b,
+                                                __m512i (&acc)[Rows][Tokens]) {
+  const __m512i mask = _mm512_set1_epi8(3);
+  __m512i packed[Rows];
+#pragma GCC unroll 16
+  for (int r = 0; r < Rows; ++r) {
+    if constexpr (Pair) {
+      packed[r] = _mm512_loadu_si512(w[r] + b * 32);
+      _mm_prefetch((const char*)(w[r] + b * 32 + kPrefetchBytes), _MM_HINT_T0);
+    } else {
+      packed[r] = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i*)(w[r] + b * 32)));
+    }
+  }
+#pragma GCC unroll 4
+  for (int run = 0; run < 4; ++run) {  // values 32*run .. 32*run+31 of each block
+    __m512i codes[Rows];
+#pragma GCC unroll 16
+    for (int r = 0; r < Rows; ++r) codes[r] = _mm512_and_si512(_mm512_srli_epi16(packed[r], 6 - 2 * run), mask);
+#pragma GCC unroll 16
+    for (int t = 0; t < Tokens; ++t) {
+      const __m256i first = _mm256_loadu_si256((const __m256i*)(q[t] + b * 128 + 32 * run));
+      __m512i act;
+      if constexpr (Pair)
+        act = _mm512_inserti64x4(_mm512_castsi256_si512(first),
+                                 _mm256_loadu_si256((const __m256i*)(q[t] + (b + 1) * 128 + 32 * run)), 1);
+      else
+        act = _mm512_zextsi256_si512(first);
+#pragma GCC unroll 16
+      for (int r = 0; r < Rows; ++r) acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], codes[r], act);
+    }
+  }
+}
+
 template <int Rows, int Tokens>
 void ternary_tile(const TernaryGemmArgs& a, int64_t m, int rows, int64_t n, int tokens) {
   const uint8_t* w[Rows];
   const int8_t* q[Tokens];
   for (int r = 0; r < Rows; ++r) w[r] = a.w + (m + (r < rows ? r : rows - 1)) * a.w_stride;
   for (int t = 0; t < Tokens; ++t) q[t] = a.q + (n + (t < tokens ? t : tokens - 1)) * a.q_stride;
-  const __m512i mask = _mm512_set1_epi8(3);
   __m512i acc[Rows][Tokens];
 #pragma GCC unroll 16
   for (int r = 0; r < Rows; ++r)
 #pragma GCC unroll 16
     for (int t = 0; t < Tokens; ++t) acc[r][t] = _mm512_setzero_si512();
 
-  // Pair: blocks b and b+1; otherwise block b alone (the last of an odd count), whose high half
-  // of codes loads as zero so the high half of the activations does not matter.
-  auto step = [&]<bool Pair>(int64_t b) __attribute__((always_inline)) {
-    __m512i packed[Rows];
-#pragma GCC unroll 16
-    for (int r = 0; r < Rows; ++r) {
-      if constexpr (Pair) {
-        packed[r] = _mm512_loadu_si512(w[r] + b * 32);
-        _mm_prefetch((const char*)(w[r] + b * 32 + kPrefetchBytes), _MM_HINT_T0);
-      } else {
-        packed[r] = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i*)(w[r] + b * 32)));
-      }
-    }
-#pragma GCC unroll 4
-    for (int run = 0; run < 4; ++run) {
-      __m512i codes[Rows];
-#pragma GCC unroll 16
-      for (int r = 0; r < Rows; ++r)
-        codes[r] = _mm512_and_si512(_mm512_srli_epi16(packed[r], 6 - 2 * run), mask);
-#pragma GCC unroll 16
-      for (int t = 0; t < Tokens; ++t) {
-        const __m256i first = _mm256_loadu_si256((const __m256i*)(q[t] + b * 128 + 32 * run));
-        __m512i act;
-        if constexpr (Pair)
-          act = _mm512_inserti64x4(_mm512_castsi256_si512(first),
-                                   _mm256_loadu_si256((const __m256i*)(q[t] + (b + 1) * 128 + 32 * run)), 1);
-        else
-          act = _mm512_zextsi256_si512(first);
-#pragma GCC unroll 16
-        for (int r = 0; r < Rows; ++r) acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], codes[r], act);
-      }
-    }
-  };
-
   const int64_t n_blocks = a.kp / kTernaryBlock;
   int64_t b = 0;
-  for (; b + 2 <= n_blocks; b += 2) step.template operator()<true>(b);
-  if (b < n_blocks) step.template operator()<false>(b);
+  for (; b + 2 <= n_blocks; b += 2) ternary_step<Rows, Tokens, true>(w, q, b, acc);
+  if (b < n_blocks) ternary_step<Rows, Tokens, false>(w, q, b, acc);
 
   for (int t = 0; t < tokens; ++t)
     for (int r = 0; r < rows; ++r)
