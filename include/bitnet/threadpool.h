@@ -32,7 +32,8 @@ class ThreadPool {
   int n_threads_;
   std::vector<std::thread> workers_;
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;       // workers wait here for a new loop
+  std::condition_variable done_cv_;  // the caller waits here for the workers to finish
   std::atomic<uint64_t> generation_{0};
   std::atomic<int64_t> next_task_{0};
   std::atomic<int> pending_workers_{0};

@@ -17,9 +17,16 @@
 namespace bitnet {
 
 namespace {
-// Iterations a worker spins on the generation counter before it sleeps. The engine issues a few
-// hundred short loops per token; spinning this long covers the gap between two of them.
+// Iterations a thread spins before it sleeps. The engine issues a few hundred short loops per
+// token; spinning this long covers the gap between two of them.
 constexpr int kSpinIterations = 20000;
+
+// One spin step. Every 64th step yields the core, so that when other processes hold the cores a
+// spinning thread does not take the time slice of the thread it is waiting for.
+inline void spin_pause(int i) {
+  if ((i & 63) == 63) std::this_thread::yield();
+  else BITNET_CPU_RELAX();
+}
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
@@ -53,7 +60,7 @@ void ThreadPool::worker_loop() {
     for (int spin = 0; spin < kSpinIterations; ++spin) {
       gen = generation_.load(std::memory_order_acquire);
       if (gen != seen) break;
-      BITNET_CPU_RELAX();
+      spin_pause(spin);
     }
     if (gen == seen) {
       std::unique_lock<std::mutex> lock(mu_);
@@ -63,7 +70,10 @@ void ThreadPool::worker_loop() {
     seen = gen;
     if (stop_) return;
     run_tasks();
-    pending_workers_.fetch_sub(1, std::memory_order_acq_rel);
+    if (pending_workers_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_cv_.notify_one();
+    }
   }
 }
 
@@ -84,7 +94,14 @@ void ThreadPool::parallel_for(int64_t n_tasks, const std::function<void(int64_t)
   }
   cv_.notify_all();
   run_tasks();
-  while (pending_workers_.load(std::memory_order_acquire) != 0) BITNET_CPU_RELAX();
+  // Spin briefly for the workers' last tasks, then sleep: on a machine where other processes hold
+  // the cores, spinning would keep a descheduled worker from finishing.
+  for (int spin = 0; spin < kSpinIterations; ++spin) {
+    if (pending_workers_.load(std::memory_order_acquire) == 0) return;
+    spin_pause(spin);
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  done_cv_.wait(lock, [&] { return pending_workers_.load(std::memory_order_acquire) == 0; });
 }
 
 int physical_core_count() {
