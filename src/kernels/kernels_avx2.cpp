@@ -10,7 +10,9 @@
 namespace bitnet::kernels_impl {
 namespace {
 
-constexpr int64_t kPrefetchBytes = 1024;
+// Weights are prefetched this many row tiles ahead: the rows of one tile are only a few hundred
+// bytes long, too short for the hardware stream prefetchers to ramp up on their own.
+constexpr int64_t kPrefetchTiles = 4;
 // One maddubs output lane is at most 2 * 3 * 128 = 768 in magnitude (even for the unused code 3),
 // a block adds 4 of them, so 8 blocks stay below 32768.
 constexpr int64_t kFlushBlocks = 8;
@@ -36,6 +38,7 @@ void ternary_tile(const TernaryGemmArgs& a, int64_t m, int rows, int64_t n, int 
   const int8_t* q[Tokens];
   for (int r = 0; r < Rows; ++r) w[r] = a.w + (m + (r < rows ? r : rows - 1)) * a.w_stride;
   for (int t = 0; t < Tokens; ++t) q[t] = a.q + (n + (t < tokens ? t : tokens - 1)) * a.q_stride;
+  const size_t ahead = kPrefetchTiles * Rows * a.w_stride;
   const __m256i mask = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
   __m256i acc[Rows][Tokens];
 #pragma GCC unroll 16
@@ -56,7 +59,7 @@ void ternary_tile(const TernaryGemmArgs& a, int64_t m, int rows, int64_t n, int 
 #pragma GCC unroll 16
       for (int r = 0; r < Rows; ++r) {
         packed[r] = _mm256_loadu_si256((const __m256i*)(w[r] + b * 32));
-        _mm_prefetch((const char*)(w[r] + b * 32 + kPrefetchBytes), _MM_HINT_T0);
+        _mm_prefetch((const char*)(w[r] + ahead + b * 32), _MM_HINT_T0);
       }
 #pragma GCC unroll 4
       for (int run = 0; run < 4; ++run) {  // values 32*run .. 32*run+31 of the block

@@ -15,14 +15,16 @@
 namespace bitnet::kernels_impl {
 namespace {
 
-constexpr int64_t kPrefetchBytes = 1024;
+// Weights are prefetched this many row tiles ahead: the rows of one tile are only a few hundred
+// bytes long, too short for the hardware stream prefetchers to ramp up on their own.
+constexpr int64_t kPrefetchTiles = 4;
 
 inline __mmask16 tail_mask16(int64_t left) { return (__mmask16)((1u << left) - 1); }
 
 // One step over blocks b and b+1 (Pair) or block b alone (the last of an odd count, whose high
 // half of codes loads as zero so the high half of the activations does not matter).
 template <int Rows, int Tokens, bool Pair>
-[[gnu::always_inline]] inline void ternary_step(const uint8_t* const* w, const int8_t* const* q, int64_t b,
+[[gnu::always_inline]] inline void ternary_step(const uint8_t* const* w, const int8_t* const* q, int64_t b, size_t ahead,
                                                 __m512i (&acc)[Rows][Tokens]) {
   const __m512i mask = _mm512_set1_epi8(3);
   __m512i packed[Rows];
@@ -30,7 +32,7 @@ template <int Rows, int Tokens, bool Pair>
   for (int r = 0; r < Rows; ++r) {
     if constexpr (Pair) {
       packed[r] = _mm512_loadu_si512(w[r] + b * 32);
-      _mm_prefetch((const char*)(w[r] + b * 32 + kPrefetchBytes), _MM_HINT_T0);
+      _mm_prefetch((const char*)(w[r] + ahead + b * 32), _MM_HINT_T0);
     } else {
       packed[r] = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i*)(w[r] + b * 32)));
     }
@@ -61,6 +63,7 @@ void ternary_tile(const TernaryGemmArgs& a, int64_t m, int rows, int64_t n, int 
   const int8_t* q[Tokens];
   for (int r = 0; r < Rows; ++r) w[r] = a.w + (m + (r < rows ? r : rows - 1)) * a.w_stride;
   for (int t = 0; t < Tokens; ++t) q[t] = a.q + (n + (t < tokens ? t : tokens - 1)) * a.q_stride;
+  const size_t ahead = kPrefetchTiles * Rows * a.w_stride;
   __m512i acc[Rows][Tokens];
 #pragma GCC unroll 16
   for (int r = 0; r < Rows; ++r)
@@ -69,8 +72,8 @@ void ternary_tile(const TernaryGemmArgs& a, int64_t m, int rows, int64_t n, int 
 
   const int64_t n_blocks = a.kp / kTernaryBlock;
   int64_t b = 0;
-  for (; b + 2 <= n_blocks; b += 2) ternary_step<Rows, Tokens, true>(w, q, b, acc);
-  if (b < n_blocks) ternary_step<Rows, Tokens, false>(w, q, b, acc);
+  for (; b + 2 <= n_blocks; b += 2) ternary_step<Rows, Tokens, true>(w, q, b, ahead, acc);
+  if (b < n_blocks) ternary_step<Rows, Tokens, false>(w, q, b, ahead, acc);
 
   for (int t = 0; t < tokens; ++t)
     for (int r = 0; r < rows; ++r)
