@@ -56,7 +56,7 @@ void ternary_matmul(const Linear& w, const QuantizedActs& a, float* y, ThreadPoo
     const int64_t rt = task % row_tasks, tt = task / row_tasks;
     const int64_t t0 = tt * kTokenBlock, t1 = std::min(a.n, t0 + kTokenBlock);
     TernaryGemmArgs args;
-    args.w = w.packed.get();
+    args.w = w.weights;
     args.w_stride = w.stride;
     args.row_scale = w.row_scale.data();
     args.kp = a.kp;

@@ -46,6 +46,7 @@ class Loader {
   std::vector<float> load_vector(const std::string& name, int64_t n) const;
   Linear load_linear(const std::string& prefix, int64_t in, int64_t out);
   void pack_ternary(const gguf::TensorInfo& t, TensorType type, Linear& lin);
+  void repack_ternary(const gguf::TensorInfo& t, TensorType type, Linear& lin);
   void read_config();
   void progress(uint64_t bytes);
 
@@ -104,15 +105,41 @@ void Loader::progress(uint64_t bytes) {
   }
 }
 
-// Repacks a ternary tensor row by row. I2_S rows whose length is a multiple of 128 already have the
-// runtime block layout and are copied; the unused code 3 (read as 0) is rewritten to 1 (t = 0).
+// I2_S tensors whose rows are whole 128-value blocks already have the runtime layout: the kernels
+// read them in place from the mapping (no copy, no load time), unless the file uses the unused
+// code 3, which must read as 0 and is rewritten in a copy. Other ternary formats are repacked.
 void Loader::pack_ternary(const gguf::TensorInfo& t, TensorType type, Linear& lin) {
   lin.ternary = true;
+  if (type == TensorType::I2_S && lin.in % kTernaryBlock == 0) {
+    const size_t row_bytes = ternary_row_bytes(lin.in), n_bytes = row_bytes * (size_t)lin.out;
+    float scale;
+    std::memcpy(&scale, t.data + n_bytes, sizeof scale);
+    lin.row_scale.assign((size_t)lin.out, scale);
+    lin.stride = row_bytes;
+    uint8_t threes = 0;  // low bit of every 2-bit field that holds code 3
+    for (size_t i = 0; i < n_bytes; ++i) threes |= t.data[i] & (t.data[i] >> 1) & 0x55;
+    if (threes == 0) {
+      lin.weights = t.data;
+    } else {
+      lin.packed = allocate_aligned(n_bytes, false);
+      for (size_t i = 0; i < n_bytes; ++i) {
+        const uint8_t b = t.data[i];
+        lin.packed[i] = (uint8_t)(b & ~((b & (b >> 1) & 0x55) << 1));  // 3 -> 1
+      }
+      lin.weights = lin.packed.get();
+    }
+  } else {
+    repack_ternary(t, type, lin);
+  }
+  for (float s : lin.row_scale)
+    if (!std::isfinite(s)) fail("tensor '" + t.name + "' has a non-finite scale");
+}
+
+void Loader::repack_ternary(const gguf::TensorInfo& t, TensorType type, Linear& lin) {
   lin.stride = ternary_row_stride(lin.in);
-  lin.packed = allocate_aligned(lin.stride * (size_t)lin.out);
+  lin.packed = allocate_aligned(lin.stride * (size_t)lin.out, false);
+  lin.weights = lin.packed.get();
   lin.row_scale.assign((size_t)lin.out, 0.f);
-  const bool direct = type == TensorType::I2_S && lin.in % kTernaryBlock == 0;
-  const size_t row_bytes = ternary_row_bytes(lin.in);
   std::atomic<bool> failed{false};
   std::string error;
   std::mutex error_mu;
@@ -122,20 +149,8 @@ void Loader::pack_ternary(const gguf::TensorInfo& t, TensorType type, Linear& li
     const int64_t r1 = std::min(lin.out, (task + 1) * kRowsPerTask);
     try {
       for (int64_t r = task * kRowsPerTask; r < r1; ++r) {
-        uint8_t* dst = lin.packed.get() + (size_t)r * lin.stride;
-        if (direct) {
-          std::memcpy(dst, t.data + (size_t)r * row_bytes, row_bytes);
-          for (size_t i = 0; i < row_bytes; ++i) {
-            uint8_t b = dst[i], threes = b & (b >> 1) & 0x55;  // low bit of each field that is 3
-            dst[i] = (uint8_t)(b & ~(threes << 1));             // 3 -> 1
-          }
-          float scale;
-          std::memcpy(&scale, t.data + (uint64_t)lin.in * lin.out / 4, sizeof scale);
-          lin.row_scale[r] = scale;
-        } else {
-          lin.row_scale[r] = read_ternary_row(type, t.data, lin.in, lin.out, r, values.data(), t.name);
-          pack_ternary_row(values.data(), lin.in, dst);
-        }
+        lin.row_scale[r] = read_ternary_row(type, t.data, lin.in, lin.out, r, values.data(), t.name);
+        pack_ternary_row(values.data(), lin.in, lin.packed.get() + (size_t)r * lin.stride);
       }
     } catch (const Error& e) {
       std::lock_guard<std::mutex> lock(error_mu);
@@ -143,8 +158,6 @@ void Loader::pack_ternary(const gguf::TensorInfo& t, TensorType type, Linear& li
     }
   });
   if (failed) fail(error);
-  for (float s : lin.row_scale)
-    if (!std::isfinite(s)) fail("tensor '" + t.name + "' has a non-finite scale");
   // The source pages are no longer needed: drop them from this process's resident set.
   const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
   uintptr_t begin = ((uintptr_t)t.data + page - 1) / page * page;

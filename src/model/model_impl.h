@@ -37,7 +37,9 @@ struct Linear {
   int64_t in = 0, out = 0;
   TensorType type = TensorType::F32;  // storage type in the file
   bool ternary = false;
-  // ternary
+  // ternary: rows of the runtime layout at weights + m * stride, either in `packed` or, for I2_S
+  // files (whose layout is the runtime one), directly in the mapping
+  const uint8_t* weights = nullptr;
   AlignedBytes packed;
   size_t stride = 0;
   std::vector<float> row_scale;  // includes an optional `.scale` tensor's factor
