@@ -2,6 +2,7 @@
 // straightforward float64 evaluation of the model's definition written here.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -352,6 +353,42 @@ TEST(Forward, TernaryFormatsGiveIdenticalLogits) {
     if (first.empty()) first = got;
     else EXPECT_EQ(got, first) << type_name(t);
   }
+}
+
+TEST(Forward, I2sUnusedCodeThreeReadsAsZero) {
+  Spec s;
+  RefModel m = make_model(s, 21);
+  const std::string path = model_path("code3");
+  write_model(m, path);
+  const auto want = engine_logits(path, kTokens, false, 2);
+  // Rewrite every code 1 (t = 0) of one I2_S tensor to the unused code 3.
+  std::vector<char> tensor;
+  {
+    auto file = gguf::File::open(path);
+    const gguf::TensorInfo* t = file->find_tensor("blk.0.ffn_up.weight");
+    ASSERT_NE(t, nullptr);
+    tensor.assign(reinterpret_cast<const char*>(t->data), reinterpret_cast<const char*>(t->data) + t->n_elements() / 4);
+  }
+  std::vector<char> bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  auto at = std::search(bytes.begin(), bytes.end(), tensor.begin(), tensor.end());
+  ASSERT_NE(at, bytes.end());
+  size_t changed = 0;
+  for (size_t i = 0; i < tensor.size(); ++i)
+    for (int shift = 0; shift < 8; shift += 2)
+      if ((((uint8_t)tensor[i] >> shift) & 3) == 1) {
+        at[(std::ptrdiff_t)i] = (char)(at[(std::ptrdiff_t)i] | (3 << shift));
+        ++changed;
+      }
+  ASSERT_GT(changed, 1000u);
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), (std::streamsize)bytes.size());
+  }
+  EXPECT_EQ(engine_logits(path, kTokens, false, 2), want);
 }
 
 TEST(Forward, BatchSplitAndThreadCountDoNotChangeResults) {

@@ -105,6 +105,20 @@ void Loader::progress(uint64_t bytes) {
   }
 }
 
+// Whether any 2-bit field of the codes holds 3 (checked 8 bytes at a time: the scan runs at memory speed).
+bool has_code_three(const uint8_t* data, size_t n) {
+  constexpr uint64_t kLowBits = 0x5555555555555555ull;
+  uint64_t acc = 0;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, data + i, 8);
+    acc |= w & (w >> 1) & kLowBits;
+  }
+  for (; i < n; ++i) acc |= (uint64_t)(data[i] & (data[i] >> 1) & 0x55);
+  return acc != 0;
+}
+
 // I2_S tensors whose rows are whole 128-value blocks already have the runtime layout: the kernels
 // read them in place from the mapping (no copy, no load time), unless the file uses the unused
 // code 3, which must read as 0 and is rewritten in a copy. Other ternary formats are repacked.
@@ -116,9 +130,7 @@ void Loader::pack_ternary(const gguf::TensorInfo& t, TensorType type, Linear& li
     std::memcpy(&scale, t.data + n_bytes, sizeof scale);
     lin.row_scale.assign((size_t)lin.out, scale);
     lin.stride = row_bytes;
-    uint8_t threes = 0;  // low bit of every 2-bit field that holds code 3
-    for (size_t i = 0; i < n_bytes; ++i) threes |= t.data[i] & (t.data[i] >> 1) & 0x55;
-    if (threes == 0) {
+    if (!has_code_three(t.data, n_bytes)) {
       lin.weights = t.data;
     } else {
       lin.packed = allocate_aligned(n_bytes, false);
