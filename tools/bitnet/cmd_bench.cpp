@@ -1,6 +1,8 @@
 // bitnet bench: llama-bench's measurements and table. Each test runs once as a warmup, then -r
-// times from an empty cache: pp = a prompt of p random tokens in batches of b, tg = n single-token
-// decodes; no tokenization or sampling is timed. --roofline adds each tg result as a fraction of
+// times from position d (-d, default 0): pp = a prompt of p random tokens in batches of b, tg = n
+// single-token decodes; no tokenization or sampling is timed. The first d cache positions are filled
+// once per test, untimed, with a random prompt; each repetition then rewinds to position d and
+// overwrites what the previous one wrote, so every repetition sees the same d cached tokens. --roofline adds each tg result as a fraction of
 // what the machine's memory bandwidth allows (bandwidth / bytes of weights read per token).
 #include <algorithm>
 #include <chrono>
@@ -23,7 +25,7 @@ namespace {
 
 struct BenchOptions {
   std::vector<std::string> models;
-  std::vector<int64_t> n_prompt{512}, n_gen{128}, threads, batch{512};
+  std::vector<int64_t> n_prompt{512}, n_gen{128}, threads, batch{512}, depth{0};
   int repetitions = 5;
   std::string output = "md";
   bool kv_f32 = false;
@@ -33,7 +35,7 @@ struct BenchOptions {
 struct Result {
   std::string model_path, model_type;
   uint64_t model_size = 0, n_params = 0, bytes_per_token = 0;
-  int n_threads = 0, n_batch = 0, n_prompt = 0, n_gen = 0;
+  int n_threads = 0, n_batch = 0, n_prompt = 0, n_gen = 0, n_depth = 0;
   std::vector<double> samples_ns;
   double bandwidth = 0;  // bytes/s, with --roofline
 
@@ -60,9 +62,11 @@ struct Result {
     return std::sqrt(sq / (v.size() - 1));
   }
   std::string test_name() const {
-    if (n_gen == 0) return "pp" + std::to_string(n_prompt);
-    if (n_prompt == 0) return "tg" + std::to_string(n_gen);
-    return "pp" + std::to_string(n_prompt) + "+tg" + std::to_string(n_gen);
+    std::string name = n_gen == 0      ? "pp" + std::to_string(n_prompt)
+                       : n_prompt == 0 ? "tg" + std::to_string(n_gen)
+                                       : "pp" + std::to_string(n_prompt) + "+tg" + std::to_string(n_gen);
+    if (n_depth > 0) name += " @ d" + std::to_string(n_depth);
+    return name;
   }
 };
 
@@ -125,6 +129,7 @@ nlohmann::json to_json(const Result& r) {
       {"model_filename", r.model_path}, {"model_type", r.model_type}, {"model_size", r.model_size},
       {"model_n_params", r.n_params},   {"backend", "CPU"},           {"n_batch", r.n_batch},
       {"n_threads", r.n_threads},       {"n_prompt", r.n_prompt},     {"n_gen", r.n_gen},
+      {"n_depth", r.n_depth},
       {"avg_ns", Result::mean(r.samples_ns)}, {"stddev_ns", Result::stdev(r.samples_ns)},
       {"avg_ts", Result::mean(ts)},     {"stddev_ts", Result::stdev(ts)},
       {"samples_ns", r.samples_ns},     {"samples_ts", ts}};
@@ -174,24 +179,28 @@ std::vector<int32_t> random_tokens(std::mt19937& rng, int n, int32_t n_vocab) {
   return t;
 }
 
-// One prompt of n tokens from position 0, in batches of n_batch (first token BOS when the model adds it).
-void run_prompt(Context& ctx, const Model& model, std::mt19937& rng, int n, int n_batch) {
-  const Tokenizer& tok = model.tokenizer();
+// n random tokens to decode from position `from`; the first is BOS at position 0 when the model adds it.
+std::vector<int32_t> test_tokens(const Model& model, std::mt19937& rng, int n, int from) {
   std::vector<int32_t> tokens = random_tokens(rng, n, (int32_t)model.config().n_vocab);
-  if (tok.add_bos_default() && tok.bos() >= 0) tokens[0] = tok.bos();
+  const Tokenizer& tok = model.tokenizer();
+  if (from == 0 && n > 0 && tok.add_bos_default() && tok.bos() >= 0) tokens[0] = tok.bos();
+  return tokens;
+}
+
+// One prompt of n tokens from position `from`, in batches of n_batch.
+void run_prompt(Context& ctx, const Model& model, std::mt19937& rng, int n, int n_batch, int from) {
+  std::vector<int32_t> tokens = test_tokens(model, rng, n, from);
   for (int start = 0; start < n; start += n_batch) {
     Batch batch;
     const int end = std::min(n, start + n_batch);
-    for (int i = start; i < end; ++i) batch.add(tokens[i], i, 0, i + 1 == end);
+    for (int i = start; i < end; ++i) batch.add(tokens[i], from + i, 0, i + 1 == end);
     ctx.decode(batch);
   }
 }
 
 // n single-token decodes from position `from`.
 void run_generation(Context& ctx, const Model& model, std::mt19937& rng, int n, int from) {
-  std::vector<int32_t> tokens = random_tokens(rng, n, (int32_t)model.config().n_vocab);
-  const Tokenizer& tok = model.tokenizer();
-  if (from == 0 && tok.add_bos_default() && tok.bos() >= 0) tokens[0] = tok.bos();
+  std::vector<int32_t> tokens = test_tokens(model, rng, n, from);
   for (int i = 0; i < n; ++i) {
     Batch batch;
     batch.add(tokens[i], from + i, 0, true);
@@ -204,7 +213,7 @@ void run_generation(Context& ctx, const Model& model, std::mt19937& rng, int n, 
 int cmd_bench(int argc, char** argv) {
   BenchOptions o;
   bool p_given = false, n_given = false, b_given = false;
-  OptionTable t("usage: bitnet bench -m MODEL.gguf [-p 512] [-n 128] [-t N] [-r 5] [-o md|json] [--roofline]\n"
+  OptionTable t("usage: bitnet bench -m MODEL.gguf [-p 512] [-n 128] [-d 0] [-t N] [-r 5] [-o md|json] [--roofline]\n"
                 "Lists: comma-separated or repeated, ranges first-last[+step|*mult]; every combination is run.");
   t.value({"-m", "--model"}, "FNAME", "model (list)", [&](const std::string& v) {
     size_t a = 0;
@@ -218,10 +227,12 @@ int cmd_bench(int argc, char** argv) {
       for (int64_t x : parse_int_list(name, v, min, 1 << 20)) dst.push_back(x);
     };
   };
-  bool t_given = false;
+  bool t_given = false, d_given = false;
   t.value({"-p", "--n-prompt"}, "N", "prompt tokens (list, default 512, 0 = none)", list(o.n_prompt, p_given, "-p", 0));
   t.value({"-n", "--n-gen"}, "N", "generated tokens (list, default 128, 0 = none)", list(o.n_gen, n_given, "-n", 0));
   t.value({"-t", "--threads"}, "N", "threads (list, default: physical cores)", list(o.threads, t_given, "-t", 1));
+  t.value({"-d", "--n-depth"}, "N", "tokens already in the KV cache when a test starts (list, default 0)",
+          list(o.depth, d_given, "-d", 0));
   t.value({"-b", "--batch-size"}, "N", "batch size for prompts (list, default 512)", list(o.batch, b_given, "-b", 1));
   t.value({"-r", "--repetitions"}, "N", "repetitions of each test (default 5)",
           [&](const std::string& v) { o.repetitions = (int)parse_int("-r", v, 1, 100000); });
@@ -262,45 +273,53 @@ int cmd_bench(int argc, char** argv) {
     eo.model_path = path;
     std::unique_ptr<Model> model = load_model(eo, false);
     for (int64_t threads : o.threads)
-      for (int64_t n_batch : o.batch) {
-        std::vector<std::pair<int, int>> tests;
-        for (int64_t p : o.n_prompt) if (p > 0) tests.push_back({(int)p, 0});
-        for (int64_t n : o.n_gen) if (n > 0) tests.push_back({0, (int)n});
-        for (auto [n_prompt, n_gen] : tests) {
-          Result r;
-          r.model_path = path;
-          r.model_type = model->description();
-          r.model_size = model->file_size();
-          r.n_params = model->n_params();
-          r.bytes_per_token = model->bytes_per_token();
-          r.n_threads = (int)threads;
-          r.n_batch = (int)n_batch;
-          r.n_prompt = n_prompt;
-          r.n_gen = n_gen;
-          if (o.roofline) r.bandwidth = bandwidth[(int)threads];
-          ContextParams cp;
-          cp.n_ctx = n_prompt + n_gen;
-          cp.n_threads = (int)threads;
-          cp.n_batch = (int)n_batch;
-          cp.kv_f32 = o.kv_f32;
-          std::unique_ptr<Context> ctx = Context::create(*model, cp);
-          std::fprintf(stderr, "bench: %s, %s, %d threads: warmup\n", path.c_str(), r.test_name().c_str(), (int)threads);
-          if (n_prompt > 0) run_prompt(*ctx, *model, rng, std::min(n_prompt, (int)n_batch), (int)n_batch);
-          ctx->clear_sequence(0);
-          if (n_gen > 0) run_generation(*ctx, *model, rng, 1, 0);
-          for (int rep = 0; rep < o.repetitions; ++rep) {
-            ctx->clear_sequence(0);
-            Stopwatch clock;
-            if (n_prompt > 0) run_prompt(*ctx, *model, rng, n_prompt, (int)n_batch);
-            if (n_gen > 0) run_generation(*ctx, *model, rng, n_gen, n_prompt);
-            r.samples_ns.push_back(clock.seconds() * 1e9);
-            std::fprintf(stderr, "bench: %s, %s: repetition %d/%d: %.2f t/s\n", path.c_str(), r.test_name().c_str(),
-                         rep + 1, o.repetitions, r.samples_ts().back());
+      for (int64_t n_batch : o.batch)
+        for (int64_t depth64 : o.depth) {
+          const int depth = (int)depth64;
+          std::vector<std::pair<int, int>> tests;
+          for (int64_t p : o.n_prompt) if (p > 0) tests.push_back({(int)p, 0});
+          for (int64_t n : o.n_gen) if (n > 0) tests.push_back({0, (int)n});
+          for (auto [n_prompt, n_gen] : tests) {
+            Result r;
+            r.model_path = path;
+            r.model_type = model->description();
+            r.model_size = model->file_size();
+            r.n_params = model->n_params();
+            r.bytes_per_token = model->bytes_per_token();
+            r.n_threads = (int)threads;
+            r.n_batch = (int)n_batch;
+            r.n_prompt = n_prompt;
+            r.n_gen = n_gen;
+            r.n_depth = depth;
+            if (o.roofline) r.bandwidth = bandwidth[(int)threads];
+            ContextParams cp;
+            cp.n_ctx = depth + n_prompt + n_gen;
+            cp.n_threads = (int)threads;
+            cp.n_batch = (int)n_batch;
+            cp.kv_f32 = o.kv_f32;
+            std::unique_ptr<Context> ctx = Context::create(*model, cp);
+            if (depth > 0) {
+              std::fprintf(stderr, "bench: %s, %s, %d threads: filling %d cache positions\n", path.c_str(),
+                           r.test_name().c_str(), (int)threads, depth);
+              run_prompt(*ctx, *model, rng, depth, (int)n_batch, 0);
+            }
+            // Every run below starts at position `depth`: decoding there again drops what the previous
+            // run cached past it and keeps positions 0..depth-1.
+            std::fprintf(stderr, "bench: %s, %s, %d threads: warmup\n", path.c_str(), r.test_name().c_str(), (int)threads);
+            if (n_prompt > 0) run_prompt(*ctx, *model, rng, std::min(n_prompt, (int)n_batch), (int)n_batch, depth);
+            if (n_gen > 0) run_generation(*ctx, *model, rng, 1, depth);
+            for (int rep = 0; rep < o.repetitions; ++rep) {
+              Stopwatch clock;
+              if (n_prompt > 0) run_prompt(*ctx, *model, rng, n_prompt, (int)n_batch, depth);
+              if (n_gen > 0) run_generation(*ctx, *model, rng, n_gen, depth + n_prompt);
+              r.samples_ns.push_back(clock.seconds() * 1e9);
+              std::fprintf(stderr, "bench: %s, %s: repetition %d/%d: %.2f t/s\n", path.c_str(), r.test_name().c_str(),
+                           rep + 1, o.repetitions, r.samples_ts().back());
+            }
+            if (o.output == "md") table.row(r);
+            else json.push_back(to_json(r));
           }
-          if (o.output == "md") table.row(r);
-          else json.push_back(to_json(r));
         }
-      }
   }
   if (o.output == "json") std::printf("%s\n", json.dump(2).c_str());
   else if (o.roofline) {
