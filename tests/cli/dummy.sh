@@ -145,5 +145,64 @@ else
   echo "note: $TOKENIZER absent; skipping the --tokenizer check" >&2
 fi
 
+# The real LLaMA 3 vocabulary (128256 ids) round-trips through a dummy GGUF: the embedded
+# vocabulary tokenizes llama.cpp's 46 reference cases exactly as the tokenizer.json and the tiktoken
+# ranks file do, and the model generates. A tiny embd keeps the f16 embedding (128256 x 256) at 63 MiB.
+FIX="$SRC/../shared/fixtures"
+L3_JSON="$FIX/tokenizers/llama3_tokenizer.json"
+L3_TIKTOKEN="$FIX/tokenizers/bitnet_gpu_tokenizer.model"
+L3_CASES="$FIX/vocab/ggml-vocab-llama-bpe.gguf"
+if [[ ! -f $L3_JSON || ! -f $L3_TIKTOKEN || ! -f $L3_CASES.inp || ! -f $L3_CASES.out ]]; then
+  echo "note: the LLaMA 3 fixtures under $FIX are absent; skipping the LLaMA 3 vocabulary round trip" >&2
+elif ! command -v python3 >/dev/null; then
+  echo "note: python3 absent (it writes the cases as JSON lines); skipping the LLaMA 3 vocabulary round trip" >&2
+else
+  args=(--shape 2b4t --type i2_s --embd 256 --layers 1 --ff 512 --heads 4 --heads-kv 2)
+  if "$BIN" dummy "${args[@]}" --tokenizer "$L3_JSON" -o llama3.gguf 2>err.txt; then
+    size=$(stat -c %s llama3.gguf)
+    vocab_bytes=$((size - $(VOCAB=128256 LAYERS=1 data_bytes bitnet-b1.58 i2_s)))
+    # Tokens and merges as metadata take about 7.6 MiB; more means something else grew.
+    ((vocab_bytes > 4 << 20 && vocab_bytes < 12 << 20)) && ok ||
+      fail "llama3.gguf: $size bytes, $vocab_bytes of them not tensor data"
+    python3 - "$L3_CASES.inp" "$L3_CASES.out" <<'PY'
+import json, sys
+cases = open(sys.argv[1], encoding="utf-8").read().split("\n__ggml_vocab_test__\n")
+if cases[-1] == "":
+    cases.pop()
+expected = open(sys.argv[2]).read().split("\n")[:-1]
+assert len(cases) == len(expected) == 46, (len(cases), len(expected))
+with open("cases.jsonl", "w") as f:
+    f.writelines(json.dumps(c) + "\n" for c in cases)
+with open("expected.jsonl", "w") as f:
+    f.writelines(json.dumps([int(x) for x in e.split()], separators=(",", ":")) + "\n" for e in expected)
+PY
+    "$BIN" tokenize -m llama3.gguf --jsonl <cases.jsonl >ids-gguf.jsonl 2>err.txt || fail "tokenize -m llama3.gguf: $(cat err.txt)"
+    "$BIN" tokenize --tokenizer "$L3_JSON" --jsonl <cases.jsonl >ids-json.jsonl 2>err.txt || fail "tokenize json: $(cat err.txt)"
+    "$BIN" tokenize --tokenizer "$L3_TIKTOKEN" --jsonl <cases.jsonl >ids-tiktoken.jsonl 2>err.txt ||
+      fail "tokenize tiktoken: $(cat err.txt)"
+    [[ $(wc -l <ids-gguf.jsonl) == 46 ]] && cmp -s ids-gguf.jsonl ids-json.jsonl && ok ||
+      fail "llama3.gguf and llama3_tokenizer.json tokenize differently: $(diff ids-gguf.jsonl ids-json.jsonl | head -4)"
+    cmp -s ids-gguf.jsonl ids-tiktoken.jsonl && ok ||
+      fail "llama3.gguf and bitnet_gpu_tokenizer.model tokenize differently: $(diff ids-gguf.jsonl ids-tiktoken.jsonl | head -4)"
+    "$BIN" tokenize -m llama3.gguf --no-bos --jsonl <cases.jsonl >ids-nobos.jsonl 2>/dev/null
+    cmp -s ids-nobos.jsonl expected.jsonl && ok ||
+      fail "llama3.gguf differs from llama.cpp's ids: $(diff expected.jsonl ids-nobos.jsonl | head -4)"
+    # The tiktoken file (128000 ranks) embedded as a vocabulary gives the same ids.
+    if "$BIN" dummy "${args[@]}" --tokenizer "$L3_TIKTOKEN" -o tiktoken.gguf 2>err.txt; then
+      "$BIN" tokenize -m tiktoken.gguf --jsonl <cases.jsonl >ids-tiktoken-gguf.jsonl 2>/dev/null
+      cmp -s ids-gguf.jsonl ids-tiktoken-gguf.jsonl && ok ||
+        fail "tiktoken.gguf tokenizes differently: $(diff ids-gguf.jsonl ids-tiktoken-gguf.jsonl | head -4)"
+    else
+      fail "dummy --tokenizer bitnet_gpu_tokenizer.model: $(tail -c 300 err.txt)"
+    fi
+    if ((ENGINE)); then
+      "$BIN" -m llama3.gguf -p "Hello" -n 4 --temp 0 >gen.txt 2>err.txt && [[ $(head -c 5 gen.txt) == Hello ]] && ok ||
+        fail "generating with llama3.gguf: $(tail -c 300 err.txt)"
+    fi
+  else
+    fail "dummy --tokenizer llama3_tokenizer.json: $(tail -c 300 err.txt)"
+  fi
+fi
+
 echo "dummy: $passed passed, $failed failed"
 ((failed == 0))
