@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "bitnet/head_kernels.h"
 #include "model_impl.h"
 
 namespace bitnet {
@@ -73,33 +74,71 @@ void ternary_matmul(const Linear& w, const QuantizedActs& a, float* y, ThreadPoo
   });
 }
 
+namespace {
+
+// Storage types with dedicated head kernels (no dequantization to a buffer).
+bool head_kernel_type(TensorType t, int64_t k, HeadType& out) {
+  switch (t) {
+    case TensorType::F16: out = HeadType::F16; break;
+    case TensorType::Q8_0: out = HeadType::Q8_0; break;
+    case TensorType::Q6_K: out = HeadType::Q6_K; break;
+    default: return false;
+  }
+  return k % head_block_values(out) == 0;
+}
+
+}  // namespace
+
 void float_matmul(const Linear& w, const float* x, int64_t n, float* y, ThreadPool& pool) {
-  const Kernels& kn = kernels();
   const int64_t rpt = rows_per_task(w.out, pool.size());
   const int64_t tasks = (w.out + rpt - 1) / rpt;
-  pool.parallel_for(tasks, [&](int64_t task) {
-    const int64_t m0 = task * rpt, m1 = std::min(w.out, m0 + rpt);
-    thread_local std::vector<float> row;
-    for (int64_t m = m0; m < m1; ++m) {
-      const uint8_t* src = w.data + (size_t)m * w.row_bytes;
-      const float* wr = nullptr;
-      if (w.type == TensorType::F32) {
-        wr = reinterpret_cast<const float*>(src);
-      } else if (w.type == TensorType::F16 && n == 1) {
-        // Generation: one pass over the f16 row, no conversion buffer.
-        y[m] = kn.dot_f16_f32(reinterpret_cast<const uint16_t*>(src), x, w.in) * w.out_scale;
-        continue;
-      } else {
-        row.resize((size_t)w.in);
-        if (w.type == TensorType::F16)
-          kn.fp16_to_fp32_row(reinterpret_cast<const uint16_t*>(src), row.data(), w.in);
-        else
-          dequantize_row(w.type, src, row.data(), w.in);
-        wr = row.data();
-      }
-      for (int64_t i = 0; i < n; ++i) y[i * w.out + m] = kn.dot_f32(wr, x + i * w.in, w.in) * w.out_scale;
+  HeadType head_type;
+  if (head_kernel_type(w.type, w.in, head_type)) {
+    // F16 rows take the float activations as they are; Q8_0 / Q6_K take them quantized per block,
+    // once per call.
+    thread_local std::vector<uint8_t> acts;
+    const void* act_data = x;
+    size_t act_stride = (size_t)w.in * sizeof(float);
+    if (head_type != HeadType::F16) {
+      act_stride = head_act_row_bytes(head_type, w.in);
+      acts.resize(act_stride * (size_t)n);
+      for (int64_t i = 0; i < n; ++i) head_quantize_acts(head_type, x + i * w.in, w.in, acts.data() + i * act_stride);
+      act_data = acts.data();
     }
-  });
+    pool.parallel_for(tasks, [&](int64_t task) {
+      HeadGemmArgs args;
+      args.w = w.data;
+      args.row_bytes = w.row_bytes;
+      args.k = w.in;
+      args.acts = act_data;
+      args.act_stride = act_stride;
+      args.n_tokens = n;
+      args.y = y;
+      args.y_stride = (size_t)w.out;
+      args.m0 = task * rpt;
+      args.m1 = std::min(w.out, args.m0 + rpt);
+      head_gemm(head_type, args);
+    });
+  } else {
+    // Other types (F32, BF16, Q4_0, ...): each row once as floats, dotted with every token.
+    const Kernels& kn = kernels();
+    pool.parallel_for(tasks, [&](int64_t task) {
+      const int64_t m0 = task * rpt, m1 = std::min(w.out, m0 + rpt);
+      thread_local std::vector<float> row;
+      for (int64_t m = m0; m < m1; ++m) {
+        const uint8_t* src = w.data + (size_t)m * w.row_bytes;
+        const float* wr = reinterpret_cast<const float*>(src);
+        if (w.type != TensorType::F32) {
+          row.resize((size_t)w.in);
+          dequantize_row(w.type, src, row.data(), w.in);
+          wr = row.data();
+        }
+        for (int64_t i = 0; i < n; ++i) y[i * w.out + m] = kn.dot_f32(wr, x + i * w.in, w.in);
+      }
+    });
+  }
+  if (w.out_scale != 1.f)
+    for (int64_t i = 0; i < n * w.out; ++i) y[i] *= w.out_scale;
 }
 
 void linear_forward(const Linear& w, const float* x, const QuantizedActs* qa, int64_t n, float* y,
