@@ -9,8 +9,6 @@ namespace {
 
 using namespace kernels_impl;
 
-constexpr size_t kPrefetchAhead = 1024;  // bytes of the weight stream
-
 [[gnu::always_inline]] inline float f16_scalar(const uint8_t* p) { return _cvtsh_ss(load_u16(p)); }
 
 [[gnu::always_inline]] inline float reduce_add(__m256 v) {
@@ -26,20 +24,27 @@ void f16_tile(const HeadGemmArgs& a, int64_t m, int64_t t0) {
   constexpr int U = T == 1 ? 4 : 2;  // independent accumulators per token, to hide FMA latency
   const auto* row = reinterpret_cast<const uint16_t*>(a.w + (size_t)m * a.row_bytes);
   const float* x[T];
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) x[t] = reinterpret_cast<const float*>(token_acts(a, t0 + t));
   __m256 acc[T][U];
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t)
+#pragma GCC unroll 8
     for (int u = 0; u < U; ++u) acc[t][u] = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 8 * U <= a.k; i += 8 * U) {
-    _mm_prefetch((const char*)(row + i) + kPrefetchAhead, _MM_HINT_T0);
+    prefetch_ahead(row + i, 1);  // 16 * U <= 64 bytes per step
+#pragma GCC unroll 8
     for (int u = 0; u < U; ++u) {
       const __m256 w = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(row + i + 8 * u)));
+#pragma GCC unroll 8
       for (int t = 0; t < T; ++t) acc[t][u] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x[t] + i + 8 * u), acc[t][u]);
     }
   }
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) {
     __m256 sum = acc[t][0];
+#pragma GCC unroll 8
     for (int u = 1; u < U; ++u) sum = _mm256_add_ps(sum, acc[t][u]);
     float total = reduce_add(sum);
     for (int64_t j = i; j < a.k; ++j) total += _cvtsh_ss(row[j]) * x[t][j];
@@ -53,17 +58,20 @@ template <int T>
 void q8_0_tile(const HeadGemmArgs& a, int64_t m, int64_t t0) {
   const uint8_t* row = a.w + (size_t)m * a.row_bytes;
   const HeadActQ8_0* acts[T];
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) acts[t] = reinterpret_cast<const HeadActQ8_0*>(token_acts(a, t0 + t));
   __m256 acc[T];
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
   const __m256i ones = _mm256_set1_epi16(1);
   const int64_t blocks = a.k / kHeadQ8_0Block;
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* block = row + b * kQ8_0Bytes;
-    _mm_prefetch((const char*)block + kPrefetchAhead, _MM_HINT_T0);
+    prefetch_ahead(block, 1);
     const __m256i w = _mm256_loadu_si256((const __m256i*)(block + kQ8_0Qs));
     const __m256i w_abs = _mm256_abs_epi8(w);  // -128 -> 0x80, read as unsigned 128
     const float dw = f16_scalar(block);
+#pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
       // sum w*q = sum |w| * (q with w's sign); pairs stay below 2 * 128 * 127 < 2^15
       const __m256i q = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i*)acts[t][b].q), w);
@@ -71,6 +79,7 @@ void q8_0_tile(const HeadGemmArgs& a, int64_t m, int64_t t0) {
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(dw * acts[t][b].d), acc[t]);
     }
   }
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) a.y[(size_t)(t0 + t) * a.y_stride + m] = reduce_add(acc[t]);
 }
 
@@ -86,22 +95,26 @@ template <int T>
 void q6_k_tile(const HeadGemmArgs& a, int64_t m, int64_t t0) {
   const uint8_t* row = a.w + (size_t)m * a.row_bytes;
   const HeadActQ8K* acts[T];
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) acts[t] = reinterpret_cast<const HeadActQ8K*>(token_acts(a, t0 + t));
   __m256 acc[T];
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
   const __m256i low_nibble = _mm256_set1_epi8(0x0f), high_bits = _mm256_set1_epi8(0x30);
   const int64_t blocks = a.k / kHeadQ6KBlock;
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* block = row + b * kQ6KBytes;
-    for (int line = 0; line < 4; ++line) _mm_prefetch((const char*)block + kPrefetchAhead + 64 * line, _MM_HINT_T0);
+    prefetch_ahead(block, 4);
     const __m128i scales8 = _mm_loadu_si128((const __m128i*)(block + kQ6KScales));
     __m256i isum[T];
+#pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
       // codes carry +32: start from -32 * sum_s scale_s * sum(q over s)
       const __m256i offset = _mm256_madd_epi16(_mm256_cvtepi8_epi16(scales8),
                                                _mm256_loadu_si256((const __m256i*)acts[t][b].sums));
       isum[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offset, 5));
     }
+#pragma GCC unroll 8
     for (int h = 0; h < 2; ++h) {
       const __m256i ql0 = _mm256_loadu_si256((const __m256i*)(block + 64 * h));
       const __m256i ql1 = _mm256_loadu_si256((const __m256i*)(block + 64 * h + 32));
@@ -114,8 +127,10 @@ void q6_k_tile(const HeadGemmArgs& a, int64_t m, int64_t t0) {
           _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low_nibble),
                           _mm256_and_si256(_mm256_srli_epi16(qh, 2), high_bits)),
       };
+#pragma GCC unroll 8
       for (int k = 0; k < 4; ++k) {
         const __m256i scale = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales8, run_scale_control(4 * h + k)));
+#pragma GCC unroll 8
         for (int t = 0; t < T; ++t) {
           const __m256i q = _mm256_loadu_si256((const __m256i*)(acts[t][b].q + 128 * h + 32 * k));
           isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(_mm256_maddubs_epi16(code[k], q), scale));
@@ -123,9 +138,11 @@ void q6_k_tile(const HeadGemmArgs& a, int64_t m, int64_t t0) {
       }
     }
     const float dw = f16_scalar(block + kQ6KD);
+#pragma GCC unroll 8
     for (int t = 0; t < T; ++t)
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(dw * acts[t][b].d), acc[t]);
   }
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) a.y[(size_t)(t0 + t) * a.y_stride + m] = reduce_add(acc[t]);
 }
 

@@ -15,9 +15,6 @@ namespace {
 
 using namespace kernels_impl;
 
-// How far ahead (in bytes of the weight stream) to prefetch.
-constexpr size_t kPrefetchAhead = 1024;
-
 [[gnu::always_inline]] inline float f16_scalar(const uint8_t* p) { return _cvtsh_ss(load_u16(p)); }
 
 // ---- F16 ----
@@ -28,29 +25,38 @@ void f16_tile(const HeadGemmArgs& a, int64_t m, int64_t t0) {
   constexpr int U = T == 1 ? 4 : 2;  // independent accumulators per token, to hide FMA latency
   const auto* row = reinterpret_cast<const uint16_t*>(a.w + (size_t)m * a.row_bytes);
   const float* x[T];
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) x[t] = reinterpret_cast<const float*>(token_acts(a, t0 + t));
   __m512 acc[T][U];
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t)
+#pragma GCC unroll 8
     for (int u = 0; u < U; ++u) acc[t][u] = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 16 * U <= a.k; i += 16 * U) {
-    _mm_prefetch((const char*)(row + i) + kPrefetchAhead, _MM_HINT_T0);
+    prefetch_ahead(row + i, U / 2);  // 32 * U bytes per step
+#pragma GCC unroll 8
     for (int u = 0; u < U; ++u) {
       const __m512 w = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(row + i + 16 * u)));
+#pragma GCC unroll 8
       for (int t = 0; t < T; ++t) acc[t][u] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x[t] + i + 16 * u), acc[t][u]);
     }
   }
   for (; i + 16 <= a.k; i += 16) {
     const __m512 w = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(row + i)));
+#pragma GCC unroll 8
     for (int t = 0; t < T; ++t) acc[t][0] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x[t] + i), acc[t][0]);
   }
   if (i < a.k) {
     const __mmask16 tail = (__mmask16)((1u << (a.k - i)) - 1);
     const __m512 w = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(tail, row + i));
+#pragma GCC unroll 8
     for (int t = 0; t < T; ++t) acc[t][0] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(tail, x[t] + i), acc[t][0]);
   }
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) {
     __m512 sum = acc[t][0];
+#pragma GCC unroll 8
     for (int u = 1; u < U; ++u) sum = _mm512_add_ps(sum, acc[t][u]);
     a.y[(size_t)(t0 + t) * a.y_stride + m] = _mm512_reduce_add_ps(sum);
   }
@@ -62,16 +68,19 @@ template <int T>
 void q8_0_tile(const HeadGemmArgs& a, int64_t m, int64_t t0) {
   const uint8_t* row = a.w + (size_t)m * a.row_bytes;
   const HeadActQ8_0* acts[T];
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) acts[t] = reinterpret_cast<const HeadActQ8_0*>(token_acts(a, t0 + t));
   __m256 acc[T];
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
   const int64_t blocks = a.k / kHeadQ8_0Block;
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* block = row + b * kQ8_0Bytes;
-    _mm_prefetch((const char*)block + kPrefetchAhead, _MM_HINT_T0);
+    prefetch_ahead(block, 1);
     const __m256i w = _mm256_loadu_si256((const __m256i*)(block + kQ8_0Qs));
     const __m256i w_abs = _mm256_abs_epi8(w);  // -128 -> 0x80, read as unsigned 128
     const float dw = f16_scalar(block);
+#pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
       // sum w*q = sum |w| * (q with w's sign), in vpdpbusd's unsigned x signed form
       const __m256i q = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i*)acts[t][b].q), w);
@@ -79,6 +88,7 @@ void q8_0_tile(const HeadGemmArgs& a, int64_t m, int64_t t0) {
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(dw * acts[t][b].d), acc[t]);
     }
   }
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) {
     const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc[t]), _mm256_extractf128_ps(acc[t], 1));
     const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
@@ -113,6 +123,7 @@ struct Q6Codes {
   const __m512i shift_k01 = _mm512_set_epi64(2, 2, 2, 2, 4, 4, 4, 4);
   const __m512i shift_k23 = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);
   Q6Codes c;
+#pragma GCC unroll 8
   for (int h = 0; h < 2; ++h) {
     const __m512i ql = _mm512_loadu_si512(block + 64 * h);
     const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i*)(block + kQ6KQh + 32 * h)));
@@ -124,6 +135,7 @@ struct Q6Codes {
   }
   const __m512i scales =
       _mm512_zextsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(block + kQ6KScales))));
+#pragma GCC unroll 8
   for (int g = 0; g < 4; ++g) c.scale[g] = _mm512_permutexvar_epi16(_mm512_load_si512(kScaleIndex[g]), scales);
   return c;
 }
@@ -132,22 +144,23 @@ template <int T>
 void q6_k_tile(const HeadGemmArgs& a, int64_t m, int64_t t0) {
   const uint8_t* row = a.w + (size_t)m * a.row_bytes;
   const HeadActQ8K* acts[T];
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) acts[t] = reinterpret_cast<const HeadActQ8K*>(token_acts(a, t0 + t));
   __m512 acc[T];
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
   const int64_t blocks = a.k / kHeadQ6KBlock;
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* block = row + b * kQ6KBytes;
-    _mm_prefetch((const char*)block + kPrefetchAhead, _MM_HINT_T0);
-    _mm_prefetch((const char*)block + kPrefetchAhead + 64, _MM_HINT_T0);
-    _mm_prefetch((const char*)block + kPrefetchAhead + 128, _MM_HINT_T0);
-    _mm_prefetch((const char*)block + kPrefetchAhead + 192, _MM_HINT_T0);
+    prefetch_ahead(block, 4);
     const Q6Codes c = decode_q6k(block);
     const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(block + kQ6KScales)));
     const float dw = f16_scalar(block + kQ6KD);
+#pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
       const HeadActQ8K& act = acts[t][b];
       __m512i isum = _mm512_setzero_si512();
+#pragma GCC unroll 8
       for (int g = 0; g < 4; ++g) {
         const __m512i products = _mm512_maddubs_epi16(c.code[g], _mm512_loadu_si512(act.q + 64 * g));
         isum = _mm512_dpwssd_epi32(isum, products, c.scale[g]);
@@ -158,6 +171,7 @@ void q6_k_tile(const HeadGemmArgs& a, int64_t m, int64_t t0) {
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(dw * act.d), acc[t]);
     }
   }
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) a.y[(size_t)(t0 + t) * a.y_stride + m] = _mm512_reduce_add_ps(acc[t]);
 }
 

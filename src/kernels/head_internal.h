@@ -6,6 +6,10 @@
 #include <cstring>
 #include <utility>
 
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
+
 #include "bitnet/head_kernels.h"
 
 namespace bitnet::kernels_impl {
@@ -34,6 +38,18 @@ inline uint16_t load_u16(const uint8_t* p) {
   std::memcpy(&v, p, 2);  // little-endian hosts only, like the rest of the kernels
   return v;
 }
+
+#if defined(__x86_64__)
+// Software prefetch this far ahead in the weight stream: measured on the 128256 x 2560 head
+// (one thread), Q6_K GEMV ~11 ms without, ~8-10 ms with 8 KiB; F16 and Q8_0 unchanged within noise.
+constexpr size_t kHeadPrefetchAhead = 8192;
+
+// Prefetches the `lines` cache lines that start kHeadPrefetchAhead bytes past p.
+[[gnu::always_inline]] inline void prefetch_ahead(const void* p, int lines) {
+#pragma GCC unroll 8
+  for (int l = 0; l < lines; ++l) _mm_prefetch((const char*)p + kHeadPrefetchAhead + 64 * l, _MM_HINT_T0);
+}
+#endif
 
 inline const uint8_t* token_acts(const HeadGemmArgs& a, int64_t t) {
   return static_cast<const uint8_t*>(a.acts) + (size_t)t * a.act_stride;
