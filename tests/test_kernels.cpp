@@ -289,6 +289,19 @@ TEST(TernaryGemm, BackendsBitExactOnOddShapes) {
       }
 }
 
+// The engine's token blocks (up to 64 tokens) over several row and token tiles with remainders,
+// an odd block count (K = 384) and row ranges that start inside a tile.
+TEST(TernaryGemm, BackendsBitExactOnTokenBlocks) {
+  const std::vector<const Kernels*> backends = backends_under_test();
+  std::mt19937 rng(11);
+  for (int64_t k : {384, 2560})
+    for (int64_t n : {6, 31, 64, 65}) {
+      const TernaryProblem p(37, k, n, rng);
+      expect_bit_exact_gemm(p, 0, 37, backends);
+      expect_bit_exact_gemm(p, 3, 30, backends);
+    }
+}
+
 TEST(TernaryGemm, ScalarWritesOnlyItsRows) {
   std::mt19937 rng(7);
   const TernaryProblem p(17, 300, 3, rng);

@@ -1,10 +1,11 @@
 // AVX-512 backend (F/BW/VL/DQ + VNNI): zmm vpdpbusd for the ternary dot, masked loads and stores
 // for the tails of the float kernels.
 //
-// A 64-byte weight load covers two consecutive 128-value blocks, so a zmm of codes for run r holds
-// values 32r..32r+31 of block b (low half) and of block b+1 (high half); the matching activation
-// vector is assembled from the two 32-byte runs of those blocks.
+// A block's 32 weight bytes are broadcast to both halves of a zmm and shifted per half, so each
+// code vector lines up with 64 consecutive activations: activations are plain 64-byte loads.
 #include <immintrin.h>
+
+#include <algorithm>
 
 // GCC 12's reduce/undefined-vector intrinsics trip its own uninitialised-use warnings.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -15,77 +16,116 @@
 namespace bitnet::kernels_impl {
 namespace {
 
-// Weights are prefetched this many row tiles ahead: the rows of one tile are only a few hundred
-// bytes long, too short for the hardware stream prefetchers to ramp up on their own.
-constexpr int64_t kPrefetchTiles = 4;
+// Weights are prefetched this many bytes ahead of the row being read. The rows of one call are
+// adjacent in memory, so this walks one stream a few microseconds ahead of the loads.
+constexpr size_t kPrefetchBytes = 4096;
 
 inline __mmask16 tail_mask16(int64_t left) { return (__mmask16)((1u << left) - 1); }
 
-// One step over blocks b and b+1 (Pair) or block b alone (the last of an odd count, whose high
-// half of codes loads as zero so the high half of the activations does not matter).
-template <int Rows, int Tokens, bool Pair>
-[[gnu::always_inline]] inline void ternary_step(const uint8_t* const* w, const int8_t* const* q, int64_t b, size_t ahead,
-                                                __m512i (&acc)[Rows][Tokens]) {
-  const __m512i mask = _mm512_set1_epi8(3);
-  __m512i packed[Rows];
-#pragma GCC unroll 16
-  for (int r = 0; r < Rows; ++r) {
-    if constexpr (Pair) {
-      packed[r] = _mm512_loadu_si512(w[r] + b * 32);
-      _mm_prefetch((const char*)(w[r] + ahead + b * 32), _MM_HINT_T0);
-    } else {
-      packed[r] = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i*)(w[r] + b * 32)));
-    }
+// The codes of one 128-value block as two zmm that line up with the block's activations in
+// memory order: the block's 32 weight bytes broadcast to both halves and shifted per half by
+// 6|4 (Half 0: values 0..63) or 2|0 (Half 1: values 64..127). No shuffle touches the activations.
+template <int Half>
+[[gnu::always_inline]] inline __m512i unpack_half(const uint8_t* w) {
+  const __m512i shift = Half == 0 ? _mm512_inserti64x4(_mm512_set1_epi16(6), _mm256_set1_epi16(4), 1)
+                                  : _mm512_inserti64x4(_mm512_set1_epi16(2), _mm256_setzero_si256(), 1);
+  const __m512i packed = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i*)w));
+  return _mm512_and_si512(_mm512_srlv_epi16(packed, shift), _mm512_set1_epi8(3));
+}
+
+// Sums of 16 lanes of each of four vectors, as four int32 in one xmm (a transposing reduction).
+[[gnu::always_inline]] inline __m128i reduce4(__m512i a, __m512i b, __m512i c, __m512i d) {
+  // 512 -> 256: pair a,b and c,d.
+  const __m512i ab = _mm512_add_epi32(_mm512_shuffle_i64x2(a, b, 0x44), _mm512_shuffle_i64x2(a, b, 0xEE));
+  const __m512i cd = _mm512_add_epi32(_mm512_shuffle_i64x2(c, d, 0x44), _mm512_shuffle_i64x2(c, d, 0xEE));
+  // lanes: ab = a0..7 | b0..7 (partial sums), cd likewise; 256 -> 128 per source.
+  const __m512i abcd = _mm512_add_epi32(_mm512_shuffle_i64x2(ab, cd, 0x88), _mm512_shuffle_i64x2(ab, cd, 0xDD));
+  // abcd = a(4) | b(4) | c(4) | d(4); finish each 128-bit lane with two horizontal steps.
+  __m512i s = _mm512_add_epi32(abcd, _mm512_shuffle_epi32(abcd, _MM_PERM_BADC));
+  s = _mm512_add_epi32(s, _mm512_shuffle_epi32(s, _MM_PERM_CDAB));
+  // lane 0 of each 128-bit part holds a, b, c, d.
+  return _mm512_castsi512_si128(_mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), s));
+}
+
+// GEMV, one row over the whole of K: row after row, the loads walk the call's weights in address
+// order, one stream the hardware prefetchers follow (the rows of one tile used to be four short
+// streams). Two accumulators for the two halves of a block keep two dpbusd chains in flight.
+void gemv_row(const TernaryGemmArgs& a, int64_t m) {
+  const uint8_t* w = a.w + m * a.w_stride;
+  __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
+  const int64_t n_blocks = a.kp / kTernaryBlock;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    if (b % 2 == 0) _mm_prefetch((const char*)(w + b * 32 + kPrefetchBytes), _MM_HINT_T0);  // never faults
+    acc0 = _mm512_dpbusd_epi32(acc0, unpack_half<0>(w + b * 32), _mm512_loadu_si512(a.q + b * 128));
+    acc1 = _mm512_dpbusd_epi32(acc1, unpack_half<1>(w + b * 32), _mm512_loadu_si512(a.q + b * 128 + 64));
   }
-#pragma GCC unroll 4
-  for (int run = 0; run < 4; ++run) {  // values 32*run .. 32*run+31 of each block
-    __m512i codes[Rows];
+  a.y[m] = ternary_output(_mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1)), a.act_sum[0], a.row_scale[m],
+                          a.act_scale[0]);
+}
+
+// Half of one block for a tile: Rows code vectors, one activation vector at a time.
+template <int Rows, int Tokens, int Half>
+[[gnu::always_inline]] inline void gemm_half(const uint8_t* const* w, const int8_t* const* q, int64_t b,
+                                             __m512i (&acc)[Rows][Tokens]) {
+  __m512i codes[Rows];
 #pragma GCC unroll 16
-    for (int r = 0; r < Rows; ++r) codes[r] = _mm512_and_si512(_mm512_srli_epi16(packed[r], 6 - 2 * run), mask);
+  for (int r = 0; r < Rows; ++r) codes[r] = unpack_half<Half>(w[r] + b * 32);
 #pragma GCC unroll 16
-    for (int t = 0; t < Tokens; ++t) {
-      const __m256i first = _mm256_loadu_si256((const __m256i*)(q[t] + b * 128 + 32 * run));
-      __m512i act;
-      if constexpr (Pair)
-        act = _mm512_inserti64x4(_mm512_castsi256_si512(first),
-                                 _mm256_loadu_si256((const __m256i*)(q[t] + (b + 1) * 128 + 32 * run)), 1);
-      else
-        act = _mm512_zextsi256_si512(first);
+  for (int t = 0; t < Tokens; ++t) {
+    const __m512i act = _mm512_loadu_si512(q[t] + b * 128 + 64 * Half);
 #pragma GCC unroll 16
-      for (int r = 0; r < Rows; ++r) acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], codes[r], act);
-    }
+    for (int r = 0; r < Rows; ++r) acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], codes[r], act);
   }
 }
 
+// GEMM tile of Rows x Tokens accumulators, all of them in registers.
 template <int Rows, int Tokens>
-void ternary_tile(const TernaryGemmArgs& a, int64_t m, int rows, int64_t n, int tokens) {
+void gemm_tile(const TernaryGemmArgs& a, int64_t m, int rows, int64_t n, int tokens) {
   const uint8_t* w[Rows];
   const int8_t* q[Tokens];
   for (int r = 0; r < Rows; ++r) w[r] = a.w + (m + (r < rows ? r : rows - 1)) * a.w_stride;
   for (int t = 0; t < Tokens; ++t) q[t] = a.q + (n + (t < tokens ? t : tokens - 1)) * a.q_stride;
-  const size_t ahead = kPrefetchTiles * Rows * a.w_stride;
   __m512i acc[Rows][Tokens];
 #pragma GCC unroll 16
   for (int r = 0; r < Rows; ++r)
 #pragma GCC unroll 16
     for (int t = 0; t < Tokens; ++t) acc[r][t] = _mm512_setzero_si512();
-
   const int64_t n_blocks = a.kp / kTernaryBlock;
-  int64_t b = 0;
-  for (; b + 2 <= n_blocks; b += 2) ternary_step<Rows, Tokens, true>(w, q, b, ahead, acc);
-  if (b < n_blocks) ternary_step<Rows, Tokens, false>(w, q, b, ahead, acc);
-
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    gemm_half<Rows, Tokens, 0>(w, q, b, acc);
+    gemm_half<Rows, Tokens, 1>(w, q, b, acc);
+  }
+  // Reduce with compile-time indices only, so the accumulators never need an address.
+  int32_t sums[Tokens][Rows];
+#pragma GCC unroll 16
+  for (int t = 0; t < Tokens; ++t) {
+    int r = 0;
+#pragma GCC unroll 4
+    for (; r + 4 <= Rows; r += 4)
+      _mm_storeu_si128((__m128i*)&sums[t][r], reduce4(acc[r][t], acc[r + 1][t], acc[r + 2][t], acc[r + 3][t]));
+#pragma GCC unroll 4
+    for (; r < Rows; ++r) sums[t][r] = _mm512_reduce_add_epi32(acc[r][t]);
+  }
   for (int t = 0; t < tokens; ++t)
     for (int r = 0; r < rows; ++r)
-      a.y[(n + t) * a.y_stride + m + r] = ternary_output(_mm512_reduce_add_epi32(acc[r][t]), a.act_sum[n + t],
-                                                         a.row_scale[m + r], a.act_scale[n + t]);
+      a.y[(n + t) * a.y_stride + m + r] =
+          ternary_output(sums[t][r], a.act_sum[n + t], a.row_scale[m + r], a.act_scale[n + t]);
 }
 
+// GEMM in 4 x 4 tiles (wider tiles spill on 32 zmm registers and measured slower), token tiles outside so a tile's activations stay in L1 while the call's weights (a few
+// hundred KB) come from L2.
+constexpr int kGemmRows = 4, kGemmTokens = 4;
+
 void ternary_gemm(const TernaryGemmArgs& a) {
-  if (a.n_tokens == 1)
-    for_each_tile<4, 1>(a, ternary_tile<4, 1>);
-  else
-    for_each_tile<4, 4>(a, ternary_tile<4, 4>);
+  if (a.n_tokens == 1) {
+    for (int64_t m = a.m0; m < a.m1; ++m) gemv_row(a, m);
+    return;
+  }
+  for (int64_t n = 0; n < a.n_tokens; n += kGemmTokens) {
+    const int tokens = (int)std::min<int64_t>(kGemmTokens, a.n_tokens - n);
+    for (int64_t m = a.m0; m < a.m1; m += kGemmRows)
+      gemm_tile<kGemmRows, kGemmTokens>(a, m, (int)std::min<int64_t>(kGemmRows, a.m1 - m), n, tokens);
+  }
 }
 
 void quantize_row_i8(const float* x, int64_t k, int64_t kp, int8_t* q, float* act_scale, int32_t* act_sum) {
