@@ -7,6 +7,7 @@
 #include <cstring>
 #include <functional>
 
+#include "bitnet/attention_kernels.h"
 #include "model_impl.h"
 
 namespace bitnet {
@@ -43,15 +44,19 @@ class ContextImpl final : public Context {
                int64_t n);
   void attention(int64_t layer, const int32_t* pos, const int32_t* seq, int64_t n);
   void rope(float* v, int64_t n_heads, int64_t p) const;
-  // Cache row of (sequence, layer, position): kv_dim values, f16 or f32.
-  uint8_t* k_row(int s, int64_t l, int64_t p) { return kv_row(k_cache_, s, l, p); }
-  uint8_t* v_row(int s, int64_t l, int64_t p) { return kv_row(v_cache_, s, l, p); }
-  uint8_t* kv_row(AlignedBytes& cache, int s, int64_t l, int64_t p) {
-    return cache.get() + (((size_t)s * m_.cfg.n_layer + l) * n_ctx_ + p) * kv_row_bytes_;
+  // The cache of (sequence, layer, KV head): n_ctx rows of head_dim values, f16 or f32, so that
+  // attention streams one head's positions contiguously.
+  uint8_t* kv_head(AlignedBytes& cache, int s, int64_t l, int64_t h) {
+    return cache.get() + (((size_t)s * m_.cfg.n_layer + l) * m_.cfg.n_head_kv + h) * n_ctx_ * head_row_bytes_;
   }
-  void store_kv(const float* src, uint8_t* dst) {
-    if (kv_f32_) std::memcpy(dst, src, kv_row_bytes_);
-    else kernels().fp32_to_fp16_row(src, reinterpret_cast<uint16_t*>(dst), kv_dim_);
+  // Stores the kv_dim values of one token at position p.
+  void store_kv(AlignedBytes& cache, const float* src, int s, int64_t l, int64_t p) {
+    const int64_t hd = m_.cfg.head_dim;
+    for (int64_t h = 0; h < m_.cfg.n_head_kv; ++h) {
+      uint8_t* dst = kv_head(cache, s, l, h) + (size_t)p * head_row_bytes_;
+      if (kv_f32_) std::memcpy(dst, src + h * hd, head_row_bytes_);
+      else kernels().fp32_to_fp16_row(src + h * hd, reinterpret_cast<uint16_t*>(dst), hd);
+    }
   }
 
   const ModelImpl& m_;
@@ -59,7 +64,8 @@ class ContextImpl final : public Context {
   int n_ctx_, n_seq_, n_batch_;
   bool kv_f32_;
   int64_t q_dim_, kv_dim_;
-  size_t kv_row_bytes_, kv_bytes_;
+  size_t head_row_bytes_, kv_bytes_;
+  std::vector<float> partial_;  // attention partial results per (token, KV head, chunk)
   AlignedBytes k_cache_, v_cache_;
   std::vector<int32_t> seq_len_;
   std::vector<float> rope_inv_freq_;
@@ -81,8 +87,8 @@ ContextImpl::ContextImpl(const ModelImpl& m, const ContextParams& p)
   kv_f32_ = p.kv_f32;
   q_dim_ = c.n_head * c.head_dim;
   kv_dim_ = c.n_head_kv * c.head_dim;
-  kv_row_bytes_ = (size_t)kv_dim_ * (kv_f32_ ? 4 : 2);
-  kv_bytes_ = 2 * (size_t)n_seq_ * c.n_layer * n_ctx_ * kv_row_bytes_;
+  head_row_bytes_ = (size_t)c.head_dim * (kv_f32_ ? 4 : 2);
+  kv_bytes_ = 2 * (size_t)n_seq_ * c.n_layer * n_ctx_ * c.n_head_kv * head_row_bytes_;
   const uint64_t ram = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
   if (n_ctx_ < 1 || kv_bytes_ > ram)
     throw Error("a KV cache for a context of " + std::to_string(n_ctx_) + " tokens x " + std::to_string(n_seq_) +
@@ -141,45 +147,93 @@ void ContextImpl::rope(float* v, int64_t n_heads, int64_t p) const {
   }
 }
 
+// Causal attention of every batch token over its sequence's cache. One task covers a (token, KV
+// head, chunk of positions) for all the query heads sharing that KV head, so each cached row is
+// read once per token; a long context is split into chunks so that single-token generation still
+// spreads over the threads. Each chunk keeps its own softmax maximum and sum, merged afterwards.
 void ContextImpl::attention(int64_t layer, const int32_t* pos, const int32_t* seq, int64_t n) {
   const ModelConfig& c = m_.cfg;
-  const int64_t hd = c.head_dim, group = c.n_head / c.n_head_kv;
+  const int64_t hd = c.head_dim, group = c.n_head / c.n_head_kv, n_kv = c.n_head_kv;
   const float scale = 1.0f / std::sqrt((float)hd);
-  const Kernels& kn = kernels();
-  pool_.parallel_for(n * c.n_head, [&](int64_t task) {
-    const int64_t i = task / c.n_head, h = task % c.n_head, kvh = h / group;
-    const int s = seq[i];
-    const int64_t p = pos[i];
-    const float* q = q_.data() + i * q_dim_ + h * hd;
-    float* out = att_.data() + i * q_dim_ + h * hd;
-    thread_local std::vector<float> scores;
-    scores.resize((size_t)p + 1);
-    float max_score = -INFINITY;
-    for (int64_t t = 0; t <= p; ++t) {
-      const uint8_t* k = k_row(s, layer, t) + (size_t)kvh * hd * (kv_f32_ ? 4 : 2);
-      const float d = kv_f32_ ? kn.dot_f32(reinterpret_cast<const float*>(k), q, hd)
-                              : kn.dot_f16_f32(reinterpret_cast<const uint16_t*>(k), q, hd);
-      scores[(size_t)t] = d * scale;
-      max_score = std::max(max_score, scores[(size_t)t]);
+  const AttentionKernels& ak = attention_kernels();
+  constexpr int64_t kMinChunk = 128;
+  const int64_t wanted_tasks = 4 * (int64_t)pool_.size();
+  const int64_t max_chunks = std::clamp<int64_t>((wanted_tasks + n * n_kv - 1) / (n * n_kv), 1, 64);
+  // Per chunk and query head: the maximum score, the sum of exp, then hd unnormalised outputs.
+  const int64_t part = hd + 2;
+  partial_.resize((size_t)(n * n_kv * max_chunks * group * part));
+  auto chunks_of = [&](int64_t i) { return std::min(max_chunks, (pos[i] + kMinChunk) / kMinChunk); };
+
+  pool_.parallel_for(n * n_kv * max_chunks, [&](int64_t task) {
+    const int64_t chunk = task % max_chunks, kvh = (task / max_chunks) % n_kv, i = task / (max_chunks * n_kv);
+    const int64_t n_chunks = chunks_of(i);
+    if (chunk >= n_chunks) return;
+    const int64_t n_pos = pos[i] + 1, per_chunk = (n_pos + n_chunks - 1) / n_chunks;
+    const int64_t t0 = chunk * per_chunk, len = std::min(n_pos, t0 + per_chunk) - t0;
+    float* out = partial_.data() + task * group * part;
+    for (int64_t j = 0; j < group; ++j) std::fill(out + j * part, out + (j + 1) * part, 0.f);
+    if (len <= 0) {
+      for (int64_t j = 0; j < group; ++j) out[j * part] = -INFINITY;
+      return;
     }
-    double sum = 0;
-    for (int64_t t = 0; t <= p; ++t) {
-      scores[(size_t)t] = std::exp(scores[(size_t)t] - max_score);
-      sum += scores[(size_t)t];
+    const float* q = q_.data() + i * q_dim_ + kvh * group * hd;  // the group's query heads
+    const uint8_t* k = kv_head(k_cache_, seq[i], layer, kvh) + (size_t)t0 * head_row_bytes_;
+    const uint8_t* v = kv_head(v_cache_, seq[i], layer, kvh) + (size_t)t0 * head_row_bytes_;
+    thread_local std::vector<float> scores, out_acc;
+    scores.resize((size_t)(group * len));
+    out_acc.assign((size_t)(group * hd), 0.f);
+    if (kv_f32_) {
+      const float* kf = reinterpret_cast<const float*>(k);
+      for (int64_t j = 0; j < group; ++j)
+        for (int64_t t = 0; t < len; ++t) {
+          float d = 0;
+          for (int64_t x = 0; x < hd; ++x) d += q[j * hd + x] * kf[t * hd + x];
+          scores[(size_t)(j * len + t)] = d * scale;
+        }
+    } else {
+      ak.scores_f16(reinterpret_cast<const uint16_t*>(k), len, hd, q, group, scale, scores.data());
     }
-    const float inv_sum = (float)(1.0 / sum);
-    std::fill(out, out + hd, 0.f);
-    for (int64_t t = 0; t <= p; ++t) {
-      const float w = scores[(size_t)t] * inv_sum;
-      const uint8_t* v = v_row(s, layer, t) + (size_t)kvh * hd * (kv_f32_ ? 4 : 2);
-      if (kv_f32_) {
-        const float* vf = reinterpret_cast<const float*>(v);
-        for (int64_t d = 0; d < hd; ++d) out[d] += w * vf[d];
-      } else {
-        kn.axpy_f16(w, reinterpret_cast<const uint16_t*>(v), out, hd);
-      }
+    for (int64_t j = 0; j < group; ++j) {
+      float* sj = scores.data() + j * len;
+      const float mx = *std::max_element(sj, sj + len);
+      out[j * part] = mx;
+      out[j * part + 1] = ak.exp_sum(sj, len, mx);
     }
+    if (kv_f32_) {
+      const float* vf = reinterpret_cast<const float*>(v);
+      for (int64_t j = 0; j < group; ++j)
+        for (int64_t t = 0; t < len; ++t)
+          for (int64_t x = 0; x < hd; ++x) out_acc[(size_t)(j * hd + x)] += scores[(size_t)(j * len + t)] * vf[t * hd + x];
+    } else {
+      ak.values_f16(reinterpret_cast<const uint16_t*>(v), len, hd, scores.data(), group, out_acc.data());
+    }
+    for (int64_t j = 0; j < group; ++j) std::copy_n(out_acc.data() + j * hd, hd, out + j * part + 2);
   });
+
+  // Merge the chunks: rescale each to the overall maximum, then normalise.
+  auto merge = [&](int64_t i) {
+    for (int64_t kvh = 0; kvh < n_kv; ++kvh)
+      for (int64_t j = 0; j < group; ++j) {
+        const float* first = partial_.data() + ((i * n_kv + kvh) * max_chunks * group + j) * part;
+        const int64_t stride = group * part, n_chunks = chunks_of(i);
+        float mx = -INFINITY;
+        for (int64_t ch = 0; ch < n_chunks; ++ch) mx = std::max(mx, first[ch * stride]);
+        float* dst = att_.data() + i * q_dim_ + (kvh * group + j) * hd;
+        std::fill(dst, dst + hd, 0.f);
+        double sum = 0;
+        for (int64_t ch = 0; ch < n_chunks; ++ch) {
+          const float* p = first + ch * stride;
+          if (p[0] == -INFINITY) continue;
+          const float w = std::exp(p[0] - mx);
+          sum += (double)w * p[1];
+          for (int64_t x = 0; x < hd; ++x) dst[x] += w * p[2 + x];
+        }
+        const float inv = (float)(1.0 / sum);
+        for (int64_t x = 0; x < hd; ++x) dst[x] *= inv;
+      }
+  };
+  if (n == 1) merge(0);
+  else pool_.parallel_for(n, merge);
 }
 
 void ContextImpl::forward(const int32_t* tokens, const int32_t* pos, const int32_t* seq,
@@ -224,8 +278,8 @@ void ContextImpl::forward(const int32_t* tokens, const int32_t* pos, const int32
     per_token([&](int64_t i) {
       rope(q_.data() + i * q_dim_, c.n_head, pos[i]);
       rope(k_.data() + i * kv_dim_, c.n_head_kv, pos[i]);
-      store_kv(k_.data() + i * kv_dim_, k_row(seq[i], l, pos[i]));
-      store_kv(v_.data() + i * kv_dim_, v_row(seq[i], l, pos[i]));
+      store_kv(k_cache_, k_.data() + i * kv_dim_, seq[i], l, pos[i]);
+      store_kv(v_cache_, v_.data() + i * kv_dim_, seq[i], l, pos[i]);
     });
     attention(l, pos, seq, n);
     const float* o_in = att_.data();

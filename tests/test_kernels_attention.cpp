@@ -1,0 +1,103 @@
+// Attention kernels of every available backend against the scalar reference.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "bitnet/attention_kernels.h"
+
+namespace bitnet {
+namespace {
+
+uint16_t to_half(float f, const Kernels& kn) {
+  uint16_t h;
+  kn.fp32_to_fp16_row(&f, &h, 1);
+  return h;
+}
+
+struct Data {
+  std::vector<uint16_t> k, v;
+  std::vector<float> q;
+};
+
+Data make_data(int64_t n_pos, int64_t hd, int64_t n_q, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  const Kernels& scalar = *kernels_for(Isa::Scalar);
+  Data d;
+  for (int64_t i = 0; i < n_pos * hd; ++i) d.k.push_back(to_half(normal(rng), scalar));
+  for (int64_t i = 0; i < n_pos * hd; ++i) d.v.push_back(to_half(normal(rng), scalar));
+  for (int64_t i = 0; i < n_q * hd; ++i) d.q.push_back(normal(rng));
+  return d;
+}
+
+const int64_t kPositions[] = {1, 7, 16, 100, 1025};
+const int64_t kHeadDims[] = {13, 64, 72, 128};
+const int64_t kQueries[] = {1, 3, 4, 5};
+
+TEST(AttentionKernels, ScoresMatchScalar) {
+  const AttentionKernels& ref = *attention_kernels_for(Isa::Scalar);
+  for (Isa isa : available_isas()) {
+    const AttentionKernels& kn = *attention_kernels_for(isa);
+    SCOPED_TRACE(isa_name(isa));
+    for (int64_t n_pos : kPositions)
+      for (int64_t hd : kHeadDims)
+        for (int64_t n_q : kQueries) {
+          Data d = make_data(n_pos, hd, n_q, (uint32_t)(n_pos * 7 + hd * 3 + n_q));
+          std::vector<float> want((size_t)(n_q * n_pos)), got(want.size());
+          ref.scores_f16(d.k.data(), n_pos, hd, d.q.data(), n_q, 0.125f, want.data());
+          kn.scores_f16(d.k.data(), n_pos, hd, d.q.data(), n_q, 0.125f, got.data());
+          for (size_t i = 0; i < want.size(); ++i)
+            ASSERT_NEAR(got[i], want[i], 1e-5 * 0.125 * 4 * hd) << "n_pos " << n_pos << " hd " << hd << " n_q " << n_q;
+        }
+  }
+}
+
+TEST(AttentionKernels, ExpSumMatchesStdExp) {
+  for (Isa isa : available_isas()) {
+    const AttentionKernels& kn = *attention_kernels_for(isa);
+    SCOPED_TRACE(isa_name(isa));
+    for (int64_t n : {1, 5, 16, 17, 1000}) {
+      std::vector<float> x((size_t)n);
+      std::mt19937 rng((uint32_t)n);
+      std::uniform_real_distribution<float> u(-100.f, 3.f);
+      for (auto& v : x) v = u(rng);
+      const float max = *std::max_element(x.begin(), x.end());
+      std::vector<float> got = x;
+      const float sum = kn.exp_sum(got.data(), n, max);
+      double want_sum = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const double want = std::exp((double)(x[(size_t)i] - max));  // the difference rounds to float first, as in the kernels
+        want_sum += want;
+        ASSERT_NEAR(got[(size_t)i], want, 1e-6 * want + 1e-37) << "x " << x[(size_t)i] - max;
+      }
+      EXPECT_NEAR(sum, want_sum, 1e-6 * want_sum);
+    }
+  }
+}
+
+TEST(AttentionKernels, ValuesMatchScalar) {
+  const AttentionKernels& ref = *attention_kernels_for(Isa::Scalar);
+  for (Isa isa : available_isas()) {
+    const AttentionKernels& kn = *attention_kernels_for(isa);
+    SCOPED_TRACE(isa_name(isa));
+    for (int64_t n_pos : kPositions)
+      for (int64_t hd : kHeadDims)
+        for (int64_t n_q : kQueries) {
+          Data d = make_data(n_pos, hd, n_q, (uint32_t)(n_pos + hd + n_q));
+          std::vector<float> w((size_t)(n_q * n_pos));
+          std::mt19937 rng((uint32_t)n_pos);
+          std::uniform_real_distribution<float> u(0.f, 1.f);
+          for (auto& x : w) x = u(rng);
+          std::vector<float> want((size_t)(n_q * hd), 0.5f), got = want;  // accumulates onto out
+          ref.values_f16(d.v.data(), n_pos, hd, w.data(), n_q, want.data());
+          kn.values_f16(d.v.data(), n_pos, hd, w.data(), n_q, got.data());
+          for (size_t i = 0; i < want.size(); ++i)
+            ASSERT_NEAR(got[i], want[i], 1e-5 * 4 * n_pos) << "n_pos " << n_pos << " hd " << hd << " n_q " << n_q;
+        }
+  }
+}
+
+}  // namespace
+}  // namespace bitnet
