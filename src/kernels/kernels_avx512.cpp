@@ -50,7 +50,7 @@ template <int Half>
 // GEMV, one row over the whole of K: row after row, the loads walk the call's weights in address
 // order, one stream the hardware prefetchers follow (the rows of one tile used to be four short
 // streams). Two accumulators for the two halves of a block keep two dpbusd chains in flight.
-void gemv_row(const TernaryGemmArgs& a, int64_t m) {
+[[gnu::always_inline]] inline __m512i gemv_row_sums(const TernaryGemmArgs& a, int64_t m) {
   const uint8_t* w = a.w + m * a.w_stride;
   __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
   const int64_t n_blocks = a.kp / kTernaryBlock;
@@ -59,8 +59,22 @@ void gemv_row(const TernaryGemmArgs& a, int64_t m) {
     acc0 = _mm512_dpbusd_epi32(acc0, unpack_half<0>(w + b * 32), _mm512_loadu_si512(a.q + b * 128));
     acc1 = _mm512_dpbusd_epi32(acc1, unpack_half<1>(w + b * 32), _mm512_loadu_si512(a.q + b * 128 + 64));
   }
-  a.y[m] = ternary_output(_mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1)), a.act_sum[0], a.row_scale[m],
-                          a.act_scale[0]);
+  return _mm512_add_epi32(acc0, acc1);
+}
+
+void gemv(const TernaryGemmArgs& a) {
+  int64_t m = a.m0;
+  for (; m + 4 <= a.m1; m += 4) {  // four rows in turn, then one transposing reduction
+    const __m512i s0 = gemv_row_sums(a, m), s1 = gemv_row_sums(a, m + 1), s2 = gemv_row_sums(a, m + 2),
+                  s3 = gemv_row_sums(a, m + 3);
+    int32_t sums[4];
+    _mm_storeu_si128((__m128i*)sums, reduce4(s0, s1, s2, s3));
+    for (int r = 0; r < 4; ++r)
+      a.y[m + r] = ternary_output(sums[r], a.act_sum[0], a.row_scale[m + r], a.act_scale[0]);
+  }
+  for (; m < a.m1; ++m)
+    a.y[m] = ternary_output(_mm512_reduce_add_epi32(gemv_row_sums(a, m)), a.act_sum[0], a.row_scale[m],
+                            a.act_scale[0]);
 }
 
 // Half of one block for a tile: Rows code vectors, one activation vector at a time.
@@ -117,10 +131,7 @@ void gemm_tile(const TernaryGemmArgs& a, int64_t m, int rows, int64_t n, int tok
 constexpr int kGemmRows = 4, kGemmTokens = 4;
 
 void ternary_gemm(const TernaryGemmArgs& a) {
-  if (a.n_tokens == 1) {
-    for (int64_t m = a.m0; m < a.m1; ++m) gemv_row(a, m);
-    return;
-  }
+  if (a.n_tokens == 1) return gemv(a);
   for (int64_t n = 0; n < a.n_tokens; n += kGemmTokens) {
     const int tokens = (int)std::min<int64_t>(kGemmTokens, a.n_tokens - n);
     for (int64_t m = a.m0; m < a.m1; m += kGemmRows)
