@@ -272,9 +272,7 @@ void ContextImpl::forward(const int32_t* tokens, const int32_t* pos, const int32
     // Attention block.
     per_token([&](int64_t i) { rmsnorm(x_.data() + i * E, L.attn_norm.data(), h_.data() + i * E, E, c.rms_eps); });
     prepare(L.wq, h_.data());  // q, k, v share the input and its quantization
-    linear_forward(L.wq, h_.data(), &qa_, n, q_.data(), pool_);
-    linear_forward(L.wk, h_.data(), &qa_, n, k_.data(), pool_);
-    linear_forward(L.wv, h_.data(), &qa_, n, v_.data(), pool_);
+    linear_forward({{&L.wq, q_.data()}, {&L.wk, k_.data()}, {&L.wv, v_.data()}}, h_.data(), &qa_, n, pool_);
     per_token([&](int64_t i) {
       rope(q_.data() + i * q_dim_, c.n_head, pos[i]);
       rope(k_.data() + i * kv_dim_, c.n_head_kv, pos[i]);
@@ -290,14 +288,13 @@ void ContextImpl::forward(const int32_t* tokens, const int32_t* pos, const int32
       o_in = h_.data();
     }
     prepare(L.wo, o_in);
-    linear_forward(L.wo, o_in, &qa_, n, ffn_.data(), pool_);
+    linear_forward({{&L.wo, ffn_.data()}}, o_in, &qa_, n, pool_);
     for (size_t j = 0; j < x_.size(); ++j) x_[j] += ffn_[j];
 
     // Feed-forward block.
     per_token([&](int64_t i) { rmsnorm(x_.data() + i * E, L.ffn_norm.data(), h_.data() + i * E, E, c.rms_eps); });
     prepare(L.gate, h_.data());  // gate and up share the input
-    linear_forward(L.gate, h_.data(), &qa_, n, gate_.data(), pool_);
-    linear_forward(L.up, h_.data(), &qa_, n, up_.data(), pool_);
+    linear_forward({{&L.gate, gate_.data()}, {&L.up, up_.data()}}, h_.data(), &qa_, n, pool_);
     per_token([&](int64_t i) {
       float* g = gate_.data() + i * F;
       const float* u = up_.data() + i * F;
@@ -308,7 +305,7 @@ void ContextImpl::forward(const int32_t* tokens, const int32_t* pos, const int32
       if (c.sub_norms) rmsnorm(g, L.ffn_sub_norm.data(), g, F, c.rms_eps);
     });
     prepare(L.down, gate_.data());
-    linear_forward(L.down, gate_.data(), &qa_, n, ffn_.data(), pool_);
+    linear_forward({{&L.down, ffn_.data()}}, gate_.data(), &qa_, n, pool_);
     for (size_t j = 0; j < x_.size(); ++j) x_[j] += ffn_[j];
   }
 
@@ -322,7 +319,7 @@ void ContextImpl::forward(const int32_t* tokens, const int32_t* pos, const int32
     rmsnorm(x_.data() + rows[r] * E, m_.output_norm.data(), out_.data() + r * E, E, c.rms_eps);
   float* dst = logits_.data() + n_logits_ * (size_t)c.n_vocab;
   if (m_.head.ternary) quantize_acts(out_.data(), (int64_t)rows.size(), E, qa_, pool_);
-  linear_forward(m_.head, out_.data(), &qa_, (int64_t)rows.size(), dst, pool_);
+  linear_forward({{&m_.head, dst}}, out_.data(), &qa_, (int64_t)rows.size(), pool_);
   n_logits_ += rows.size();
 }
 

@@ -17,10 +17,12 @@ AlignedBytes allocate_aligned(size_t bytes, bool zero) {
 
 namespace {
 
-// Rows per task: enough tasks for load balance across threads, rows in multiples of 16 so SIMD
-// kernels work on full row groups.
+// Rows per task: long contiguous row ranges keep each thread's weight stream prefetchable (measured
+// on 2B4T generation, 2 threads: 36.5 tok/s with 2 tasks per thread, 34.5 with 8, 33.2 with 16),
+// and two per thread still let a thread that gets ahead take over. Multiples of 16 rows keep the
+// SIMD kernels on full row groups.
 int64_t rows_per_task(int64_t rows, int threads) {
-  int64_t target_tasks = (int64_t)threads * 8;
+  const int64_t target_tasks = (int64_t)threads * 2;
   int64_t r = (rows + target_tasks - 1) / target_tasks;
   r = (r + 15) / 16 * 16;
   return std::max<int64_t>(r, 16);
@@ -48,13 +50,28 @@ void quantize_acts(const float* x, int64_t n, int64_t k, QuantizedActs& out, Thr
   }
 }
 
-void ternary_matmul(const Linear& w, const QuantizedActs& a, float* y, ThreadPool& pool) {
+void ternary_matmul(std::initializer_list<LinearOutput> parts, const QuantizedActs& a, ThreadPool& pool) {
+  // One parallel loop over the row tasks of every part: one barrier instead of one per matrix.
+  struct Part {
+    const Linear* w;
+    float* y;
+    int64_t rows_per_task, first_task;
+  };
+  std::vector<Part> plan;
+  int64_t row_tasks = 0;
+  for (const LinearOutput& p : parts) {
+    const int64_t rpt = rows_per_task(p.w->out, pool.size());
+    plan.push_back({p.w, p.y, rpt, row_tasks});
+    row_tasks += (p.w->out + rpt - 1) / rpt;
+  }
   const Kernels& kn = kernels();
-  const int64_t rpt = rows_per_task(w.out, pool.size());
-  const int64_t row_tasks = (w.out + rpt - 1) / rpt;
   const int64_t token_tasks = (a.n + kTokenBlock - 1) / kTokenBlock;
   pool.parallel_for(row_tasks * token_tasks, [&](int64_t task) {
     const int64_t rt = task % row_tasks, tt = task / row_tasks;
+    size_t pi = 0;
+    while (pi + 1 < plan.size() && plan[pi + 1].first_task <= rt) ++pi;
+    const Part& p = plan[pi];
+    const Linear& w = *p.w;
     const int64_t t0 = tt * kTokenBlock, t1 = std::min(a.n, t0 + kTokenBlock);
     TernaryGemmArgs args;
     args.w = w.weights;
@@ -66,10 +83,10 @@ void ternary_matmul(const Linear& w, const QuantizedActs& a, float* y, ThreadPoo
     args.act_scale = a.scale.data() + t0;
     args.act_sum = a.sum.data() + t0;
     args.n_tokens = t1 - t0;
-    args.y = y + t0 * w.out;
+    args.y = p.y + t0 * w.out;
     args.y_stride = (size_t)w.out;
-    args.m0 = rt * rpt;
-    args.m1 = std::min(w.out, args.m0 + rpt);
+    args.m0 = (rt - p.first_task) * p.rows_per_task;
+    args.m1 = std::min(w.out, args.m0 + p.rows_per_task);
     kn.ternary_gemm(args);
   });
 }
@@ -141,15 +158,22 @@ void float_matmul(const Linear& w, const float* x, int64_t n, float* y, ThreadPo
     for (int64_t i = 0; i < n * w.out; ++i) y[i] *= w.out_scale;
 }
 
-void linear_forward(const Linear& w, const float* x, const QuantizedActs* qa, int64_t n, float* y,
-                    ThreadPool& pool) {
-  if (w.ternary)
-    ternary_matmul(w, *qa, y, pool);
-  else
-    float_matmul(w, x, n, y, pool);
-  if (!w.bias.empty())
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t m = 0; m < w.out; ++m) y[i * w.out + m] += w.bias[m];
+void linear_forward(std::initializer_list<LinearOutput> parts, const float* x, const QuantizedActs* qa,
+                    int64_t n, ThreadPool& pool) {
+  bool all_ternary = true;
+  for (const LinearOutput& p : parts) all_ternary = all_ternary && p.w->ternary;
+  if (all_ternary) {
+    ternary_matmul(parts, *qa, pool);
+  } else {
+    for (const LinearOutput& p : parts) {
+      if (p.w->ternary) ternary_matmul({p}, *qa, pool);
+      else float_matmul(*p.w, x, n, p.y, pool);
+    }
+  }
+  for (const LinearOutput& p : parts)
+    if (!p.w->bias.empty())
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t m = 0; m < p.w->out; ++m) p.y[i * p.w->out + m] += p.w->bias[(size_t)m];
 }
 
 }  // namespace bitnet

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <cstdlib>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -82,14 +83,21 @@ class ModelImpl final : public Model {
   std::vector<Layer> layers;
 };
 
-// y[n][m] for the ternary linear, from activations already quantized.
-void ternary_matmul(const Linear& w, const QuantizedActs& a, float* y, ThreadPool& pool);
+// A linear layer and where its output goes (n rows of w->out floats).
+struct LinearOutput {
+  const Linear* w;
+  float* y;
+};
+
 void quantize_acts(const float* x, int64_t n, int64_t k, QuantizedActs& out, ThreadPool& pool);
+// y[n][m] for ternary linears sharing one input, from activations already quantized, in one
+// parallel loop.
+void ternary_matmul(std::initializer_list<LinearOutput> parts, const QuantizedActs& a, ThreadPool& pool);
 // y[n][m] = W x[n] for a float linear (any float/quantized-float storage type).
 void float_matmul(const Linear& w, const float* x, int64_t n, float* y, ThreadPool& pool);
-// Dispatches on the kind of linear; `qa` must hold x quantized when w is ternary. Applies the
-// optional bias.
-void linear_forward(const Linear& w, const float* x, const QuantizedActs* qa, int64_t n, float* y,
-                    ThreadPool& pool);
+// Linears that read the same input x (n rows); `qa` must hold x quantized when any is ternary.
+// Applies the optional biases.
+void linear_forward(std::initializer_list<LinearOutput> parts, const float* x, const QuantizedActs* qa,
+                    int64_t n, ThreadPool& pool);
 
 }  // namespace bitnet
