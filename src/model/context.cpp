@@ -14,11 +14,35 @@ namespace bitnet {
 
 namespace {
 
-void rmsnorm(const float* x, const float* w, float* out, int64_t n, float eps) {
+// The elementwise steps of the forward pass, compiled for several ISAs and picked at load time
+// (GCC function multi-versioning) so that they vectorize on every machine the binary runs on.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define BITNET_ELEMENTWISE __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define BITNET_ELEMENTWISE
+#endif
+
+BITNET_ELEMENTWISE void rmsnorm(const float* x, const float* __restrict w, float* out, int64_t n, float eps) {
   double ss = 0;
   for (int64_t i = 0; i < n; ++i) ss += (double)x[i] * x[i];
   const float inv = (float)(1.0 / std::sqrt(ss / (double)n + eps));
   for (int64_t i = 0; i < n; ++i) out[i] = x[i] * inv * w[i];
+}
+
+BITNET_ELEMENTWISE void add_in_place(float* __restrict x, const float* __restrict y, size_t n) {
+  for (size_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
+// g = relu(g)^2 * u (BitNet b1.58) or silu(g) * u.
+BITNET_ELEMENTWISE void gated_activation(float* __restrict g, const float* __restrict u, int64_t n, bool relu2) {
+  if (relu2) {
+    for (int64_t j = 0; j < n; ++j) {
+      const float r = std::max(g[j], 0.f);
+      g[j] = r * r * u[j];
+    }
+  } else {
+    for (int64_t j = 0; j < n; ++j) g[j] = g[j] / (1.f + std::exp(-g[j])) * u[j];
+  }
 }
 
 class ContextImpl final : public Context {
@@ -289,7 +313,7 @@ void ContextImpl::forward(const int32_t* tokens, const int32_t* pos, const int32
     }
     prepare(L.wo, o_in);
     linear_forward({{&L.wo, ffn_.data()}}, o_in, &qa_, n, pool_);
-    for (size_t j = 0; j < x_.size(); ++j) x_[j] += ffn_[j];
+    add_in_place(x_.data(), ffn_.data(), x_.size());
 
     // Feed-forward block.
     per_token([&](int64_t i) { rmsnorm(x_.data() + i * E, L.ffn_norm.data(), h_.data() + i * E, E, c.rms_eps); });
@@ -297,16 +321,12 @@ void ContextImpl::forward(const int32_t* tokens, const int32_t* pos, const int32
     linear_forward({{&L.gate, gate_.data()}, {&L.up, up_.data()}}, h_.data(), &qa_, n, pool_);
     per_token([&](int64_t i) {
       float* g = gate_.data() + i * F;
-      const float* u = up_.data() + i * F;
-      for (int64_t j = 0; j < F; ++j) {
-        const float a = c.ffn_relu2 ? std::max(g[j], 0.f) * std::max(g[j], 0.f) : g[j] / (1.f + std::exp(-g[j]));
-        g[j] = a * u[j];
-      }
+      gated_activation(g, up_.data() + i * F, F, c.ffn_relu2);
       if (c.sub_norms) rmsnorm(g, L.ffn_sub_norm.data(), g, F, c.rms_eps);
     });
     prepare(L.down, gate_.data());
     linear_forward({{&L.down, ffn_.data()}}, gate_.data(), &qa_, n, pool_);
-    for (size_t j = 0; j < x_.size(); ++j) x_[j] += ffn_[j];
+    add_in_place(x_.data(), ffn_.data(), x_.size());
   }
 
   // Head, only for the tokens that want logits.
