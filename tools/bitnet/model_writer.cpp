@@ -1,5 +1,7 @@
 #include "model_writer.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <system_error>
@@ -72,12 +74,16 @@ void ModelFileWriter::finish() {
 }
 
 void ModelFileWriter::report(bool final) {
+  // On a terminal one line is rewritten in place; into a pipe or file, a line per 10 %.
+  static const bool terminal = isatty(STDERR_FILENO);
   const int percent = total_ ? static_cast<int>(done_ * 100 / total_) : 100;
-  if (percent == last_percent_ && !final) return;
+  const int step = terminal ? 1 : 10;
+  if (percent / step == last_percent_ / step && !final) return;
+  if (final && !terminal && last_percent_ == 100) return;
   last_percent_ = percent;
-  std::fprintf(stderr, "\r%s: %3d%% (%llu / %llu MiB)%s", label_.c_str(), percent,
+  std::fprintf(stderr, "%s%s: %3d%% (%llu / %llu MiB)%s", terminal ? "\r" : "", label_.c_str(), percent,
                static_cast<unsigned long long>(done_ >> 20),
-               static_cast<unsigned long long>(total_ >> 20), final ? "\n" : "");
+               static_cast<unsigned long long>(total_ >> 20), final || !terminal ? "\n" : "");
   std::fflush(stderr);
 }
 
