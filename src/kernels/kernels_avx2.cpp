@@ -5,94 +5,28 @@
 
 #include <cstring>
 
-#include "kernels/kernels_internal.h"
+#include "kernels/kernels_x86_256.h"
 
 namespace bitnet::kernels_impl {
 namespace {
 
-// Weights are prefetched this many row tiles ahead: the rows of one tile are only a few hundred
-// bytes long, too short for the hardware stream prefetchers to ramp up on their own.
-constexpr int64_t kPrefetchTiles = 4;
 // One maddubs output lane is at most 2 * 3 * 128 = 768 in magnitude (even for the unused code 3),
 // a block adds 4 of them, so 8 blocks stay below 32768.
-constexpr int64_t kFlushBlocks = 8;
-
-inline int32_t hsum_i32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-  return _mm_cvtsi128_si32(s);
-}
+struct MaddubsDot {
+  static constexpr int64_t kFlushBlocks = 8;
+  [[gnu::always_inline]] static __m256i step(__m256i part, __m256i codes, __m256i act) {
+    return _mm256_add_epi16(part, _mm256_maddubs_epi16(codes, act));
+  }
+  [[gnu::always_inline]] static __m256i widen(__m256i acc, __m256i part) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(part, _mm256_set1_epi16(1)));
+  }
+};
 
 inline float hsum_f32(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
-}
-
-// Computes rows x tokens outputs starting at (m, n); Rows x Tokens accumulators live in registers.
-template <int Rows, int Tokens>
-void ternary_tile(const TernaryGemmArgs& a, int64_t m, int rows, int64_t n, int tokens) {
-  const uint8_t* w[Rows];
-  const int8_t* q[Tokens];
-  for (int r = 0; r < Rows; ++r) w[r] = a.w + (m + (r < rows ? r : rows - 1)) * a.w_stride;
-  for (int t = 0; t < Tokens; ++t) q[t] = a.q + (n + (t < tokens ? t : tokens - 1)) * a.q_stride;
-  const size_t ahead = kPrefetchTiles * Rows * a.w_stride;
-  const __m256i mask = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
-  __m256i acc[Rows][Tokens];
-#pragma GCC unroll 16
-  for (int r = 0; r < Rows; ++r)
-#pragma GCC unroll 16
-    for (int t = 0; t < Tokens; ++t) acc[r][t] = _mm256_setzero_si256();
-
-  const int64_t n_blocks = a.kp / kTernaryBlock;
-  for (int64_t b0 = 0; b0 < n_blocks; b0 += kFlushBlocks) {
-    const int64_t b1 = b0 + kFlushBlocks < n_blocks ? b0 + kFlushBlocks : n_blocks;
-    __m256i part[Rows][Tokens];
-#pragma GCC unroll 16
-    for (int r = 0; r < Rows; ++r)
-#pragma GCC unroll 16
-      for (int t = 0; t < Tokens; ++t) part[r][t] = _mm256_setzero_si256();
-    for (int64_t b = b0; b < b1; ++b) {
-      __m256i packed[Rows];
-#pragma GCC unroll 16
-      for (int r = 0; r < Rows; ++r) {
-        packed[r] = _mm256_loadu_si256((const __m256i*)(w[r] + b * 32));
-        _mm_prefetch((const char*)(w[r] + ahead + b * 32), _MM_HINT_T0);
-      }
-#pragma GCC unroll 4
-      for (int run = 0; run < 4; ++run) {  // values 32*run .. 32*run+31 of the block
-        __m256i codes[Rows];
-#pragma GCC unroll 16
-        for (int r = 0; r < Rows; ++r)
-          codes[r] = _mm256_and_si256(_mm256_srli_epi16(packed[r], 6 - 2 * run), mask);
-#pragma GCC unroll 16
-        for (int t = 0; t < Tokens; ++t) {
-          const __m256i act = _mm256_loadu_si256((const __m256i*)(q[t] + b * 128 + 32 * run));
-#pragma GCC unroll 16
-          for (int r = 0; r < Rows; ++r)
-            part[r][t] = _mm256_add_epi16(part[r][t], _mm256_maddubs_epi16(codes[r], act));
-        }
-      }
-    }
-#pragma GCC unroll 16
-    for (int r = 0; r < Rows; ++r)
-#pragma GCC unroll 16
-      for (int t = 0; t < Tokens; ++t)
-        acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(part[r][t], ones));
-  }
-  for (int t = 0; t < tokens; ++t)
-    for (int r = 0; r < rows; ++r)
-      a.y[(n + t) * a.y_stride + m + r] =
-          ternary_output(hsum_i32(acc[r][t]), a.act_sum[n + t], a.row_scale[m + r], a.act_scale[n + t]);
-}
-
-void ternary_gemm(const TernaryGemmArgs& a) {
-  if (a.n_tokens == 1)
-    for_each_tile<4, 1>(a, ternary_tile<4, 1>);
-  else
-    for_each_tile<2, 4>(a, ternary_tile<2, 4>);
 }
 
 }  // namespace
@@ -192,7 +126,7 @@ void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
 }  // namespace avx2
 
 const Kernels kAvx2Kernels = {
-    Isa::AVX2,         avx2::quantize_row_i8,  ternary_gemm,           avx2::dot_f32,
+    Isa::AVX2,         avx2::quantize_row_i8,  ternary_gemm_256<MaddubsDot>, avx2::dot_f32,
     avx2::dot_f16_f32, avx2::fp32_to_fp16_row, avx2::fp16_to_fp32_row, avx2::axpy_f16,
 };
 
