@@ -10,76 +10,25 @@
 namespace bitnet::kernels_impl {
 namespace {
 
-// One i16 lane gains 16 products of at most 3 * 128 per block, so 4 blocks stay below 32768.
-constexpr int64_t kFlushBlocks = 4;
-
-template <int Rows, int Tokens>
-void ternary_tile(const TernaryGemmArgs& a, int64_t m, int rows, int64_t n, int tokens) {
-  const uint8_t* w[Rows];
-  const int8_t* q[Tokens];
-  for (int r = 0; r < Rows; ++r) w[r] = a.w + (m + (r < rows ? r : rows - 1)) * a.w_stride;
-  for (int t = 0; t < Tokens; ++t) q[t] = a.q + (n + (t < tokens ? t : tokens - 1)) * a.q_stride;
-  int32x4_t acc[Rows][Tokens];
-#pragma GCC unroll 16
-  for (int r = 0; r < Rows; ++r)
-#pragma GCC unroll 16
-    for (int t = 0; t < Tokens; ++t) acc[r][t] = vdupq_n_s32(0);
-
-  const int64_t n_blocks = a.kp / kTernaryBlock;
-  for (int64_t b0 = 0; b0 < n_blocks; b0 += kFlushBlocks) {
-    const int64_t b1 = b0 + kFlushBlocks < n_blocks ? b0 + kFlushBlocks : n_blocks;
-    int16x8_t part[Rows][Tokens];
-#pragma GCC unroll 16
-    for (int r = 0; r < Rows; ++r)
-#pragma GCC unroll 16
-      for (int t = 0; t < Tokens; ++t) part[r][t] = vdupq_n_s16(0);
-    for (int64_t b = b0; b < b1; ++b) {
-      uint8x16_t packed[Rows][2];
-#pragma GCC unroll 16
-      for (int r = 0; r < Rows; ++r) {
-        packed[r][0] = vld1q_u8(w[r] + b * 32);
-        packed[r][1] = vld1q_u8(w[r] + b * 32 + 16);
-      }
-#pragma GCC unroll 4
-      for (int run = 0; run < 4; ++run) {
-        int8x16_t codes[Rows][2];
-#pragma GCC unroll 16
-        for (int r = 0; r < Rows; ++r) neon_unpack_run(packed[r], run, codes[r]);
-#pragma GCC unroll 16
-        for (int t = 0; t < Tokens; ++t) {
-          const int8_t* act = q[t] + b * 128 + 32 * run;
-          const int8x16_t a0 = vld1q_s8(act), a1 = vld1q_s8(act + 16);
-#pragma GCC unroll 16
-          for (int r = 0; r < Rows; ++r) {
-            int16x8_t p = vmlal_s8(part[r][t], vget_low_s8(codes[r][0]), vget_low_s8(a0));
-            p = vmlal_high_s8(p, codes[r][0], a0);
-            p = vmlal_s8(p, vget_low_s8(codes[r][1]), vget_low_s8(a1));
-            part[r][t] = vmlal_high_s8(p, codes[r][1], a1);
-          }
-        }
-      }
-    }
-#pragma GCC unroll 16
-    for (int r = 0; r < Rows; ++r)
-#pragma GCC unroll 16
-      for (int t = 0; t < Tokens; ++t) acc[r][t] = vpadalq_s16(acc[r][t], part[r][t]);
+// vmull/vmlal widen each code x activation product to i16; vpadal folds pairs into i32.
+struct MlalDot {
+  using Partial = int16x8_t;
+  // One i16 lane gains 16 products of at most 3 * 128 per block, so 4 blocks stay below 32768.
+  static constexpr int64_t kFlushBlocks = 4;
+  static constexpr int kPrefillRows = 2;
+  [[gnu::always_inline]] static Partial zero() { return vdupq_n_s16(0); }
+  [[gnu::always_inline]] static Partial step(Partial p, const int8x16_t codes[2], int8x16_t a0, int8x16_t a1) {
+    p = vmlal_s8(p, vget_low_s8(codes[0]), vget_low_s8(a0));
+    p = vmlal_high_s8(p, codes[0], a0);
+    p = vmlal_s8(p, vget_low_s8(codes[1]), vget_low_s8(a1));
+    return vmlal_high_s8(p, codes[1], a1);
   }
-  for (int t = 0; t < tokens; ++t)
-    for (int r = 0; r < rows; ++r)
-      a.y[(n + t) * a.y_stride + m + r] =
-          ternary_output(vaddvq_s32(acc[r][t]), a.act_sum[n + t], a.row_scale[m + r], a.act_scale[n + t]);
-}
+  [[gnu::always_inline]] static int32x4_t widen(int32x4_t acc, Partial p) { return vpadalq_s16(acc, p); }
+};
 
 }  // namespace
 
 namespace neon {
-
-void ternary_gemm(const TernaryGemmArgs& a) {
-  if (a.n_tokens == 1)
-    for_each_tile<4, 1>(a, ternary_tile<4, 1>);
-  else
-    for_each_tile<2, 4>(a, ternary_tile<2, 4>);
-}
 
 void quantize_row_i8(const float* x, int64_t k, int64_t kp, int8_t* q, float* act_scale, int32_t* act_sum) {
   float32x4_t vmax = vdupq_n_f32(0.0f);
@@ -153,7 +102,7 @@ void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
 }  // namespace neon
 
 const Kernels kNeonKernels = {
-    Isa::NEON,         neon::quantize_row_i8,  neon::ternary_gemm,     neon::dot_f32,
+    Isa::NEON,         neon::quantize_row_i8,  ternary_gemm_neon<MlalDot>, neon::dot_f32,
     neon::dot_f16_f32, neon::fp32_to_fp16_row, neon::fp16_to_fp32_row, neon::axpy_f16,
 };
 

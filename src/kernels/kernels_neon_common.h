@@ -1,5 +1,5 @@
-// Private to the two NEON backends: the unpacking helper they share and the plain-NEON kernels the
-// dotprod table reuses. Internal linkage only (see kernels_internal.h for why).
+// Private to the two NEON backends: the ternary tile they share (parameterised on the int8 dot
+// step) and the plain-NEON kernels the dotprod table reuses. Internal linkage only (see kernels_internal.h for why).
 #pragma once
 #include <arm_neon.h>
 
@@ -8,7 +8,6 @@
 namespace bitnet::kernels_impl {
 
 namespace neon {
-void ternary_gemm(const TernaryGemmArgs& a);
 void quantize_row_i8(const float* x, int64_t k, int64_t kp, int8_t* q, float* act_scale, int32_t* act_sum);
 float dot_f32(const float* a, const float* b, int64_t n);
 float dot_f16_f32(const uint16_t* a, const float* b, int64_t n);
@@ -29,6 +28,75 @@ namespace {
 
 [[gnu::always_inline]] inline float32x4_t neon_load_f16(const uint16_t* p) {
   return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)));
+}
+
+// Computes rows x tokens outputs starting at (m, n); Rows x Tokens accumulators live in registers.
+// Dot supplies the int8 step on codes (0..2, as signed bytes) and signed activations:
+//   Partial, zero()                  the partial sum type and its zero,
+//   step(part, codes, a0, a1)        adds the products of one run (two halves of 16) into it,
+//   widen(acc, part) -> acc          folds a partial sum into the i32 accumulator,
+//   kFlushBlocks                     blocks a partial sum may take before it must be folded.
+template <class Dot, int Rows, int Tokens>
+void ternary_tile_neon(const TernaryGemmArgs& a, int64_t m, int rows, int64_t n, int tokens) {
+  using Partial = typename Dot::Partial;
+  const uint8_t* w[Rows];
+  const int8_t* q[Tokens];
+  for (int r = 0; r < Rows; ++r) w[r] = a.w + (m + (r < rows ? r : rows - 1)) * a.w_stride;
+  for (int t = 0; t < Tokens; ++t) q[t] = a.q + (n + (t < tokens ? t : tokens - 1)) * a.q_stride;
+  int32x4_t acc[Rows][Tokens];
+#pragma GCC unroll 16
+  for (int r = 0; r < Rows; ++r)
+#pragma GCC unroll 16
+    for (int t = 0; t < Tokens; ++t) acc[r][t] = vdupq_n_s32(0);
+
+  const int64_t n_blocks = a.kp / kTernaryBlock;
+  for (int64_t b0 = 0; b0 < n_blocks; b0 += Dot::kFlushBlocks) {
+    const int64_t b1 = n_blocks - b0 > Dot::kFlushBlocks ? b0 + Dot::kFlushBlocks : n_blocks;
+    Partial part[Rows][Tokens];
+#pragma GCC unroll 16
+    for (int r = 0; r < Rows; ++r)
+#pragma GCC unroll 16
+      for (int t = 0; t < Tokens; ++t) part[r][t] = Dot::zero();
+    for (int64_t b = b0; b < b1; ++b) {
+      uint8x16_t packed[Rows][2];
+#pragma GCC unroll 16
+      for (int r = 0; r < Rows; ++r) {
+        packed[r][0] = vld1q_u8(w[r] + b * 32);
+        packed[r][1] = vld1q_u8(w[r] + b * 32 + 16);
+      }
+#pragma GCC unroll 4
+      for (int run = 0; run < 4; ++run) {
+        int8x16_t codes[Rows][2];
+#pragma GCC unroll 16
+        for (int r = 0; r < Rows; ++r) neon_unpack_run(packed[r], run, codes[r]);
+#pragma GCC unroll 16
+        for (int t = 0; t < Tokens; ++t) {
+          const int8_t* act = q[t] + b * 128 + 32 * run;
+          const int8x16_t a0 = vld1q_s8(act), a1 = vld1q_s8(act + 16);
+#pragma GCC unroll 16
+          for (int r = 0; r < Rows; ++r) part[r][t] = Dot::step(part[r][t], codes[r], a0, a1);
+        }
+      }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < Rows; ++r)
+#pragma GCC unroll 16
+      for (int t = 0; t < Tokens; ++t) acc[r][t] = Dot::widen(acc[r][t], part[r][t]);
+  }
+  for (int t = 0; t < tokens; ++t)
+    for (int r = 0; r < rows; ++r)
+      a.y[(n + t) * a.y_stride + m + r] =
+          ternary_output(vaddvq_s32(acc[r][t]), a.act_sum[n + t], a.row_scale[m + r], a.act_scale[n + t]);
+}
+
+// One token: four rows per tile; prefill: Dot::kPrefillRows rows x 4 tokens (as many as its
+// accumulators leave registers for).
+template <class Dot>
+void ternary_gemm_neon(const TernaryGemmArgs& a) {
+  if (a.n_tokens == 1)
+    for_each_tile<4, 1>(a, ternary_tile_neon<Dot, 4, 1>);
+  else
+    for_each_tile<Dot::kPrefillRows, 4>(a, ternary_tile_neon<Dot, Dot::kPrefillRows, 4>);
 }
 
 }  // namespace
