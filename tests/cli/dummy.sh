@@ -2,19 +2,8 @@
 # bitnet dummy: small models of every shape family and ternary type; sizes, reproducibility,
 # refusal to overwrite, rejected shapes, and (when the engine runs) equal logits across types.
 # Usage: dummy.sh BITNET_BINARY SOURCE_DIR
-set -euo pipefail
-BIN=$(realpath "$1")
-SRC=$(realpath "$2")
-WORK=$(mktemp -d "$PWD/dummy-test.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
-cd "$WORK"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" dummy "$@"
 
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { echo "FAIL: $*" >&2; failed=$((failed + 1)); }
-
-SMALL=(--embd 256 --layers 2 --ff 512 --heads 4 --heads-kv 2 --vocab 1000)
 EMBD=256 LAYERS=2 FF=512 HD=64 NHEAD=4 NKV=2 VOCAB=1000
 SHAPES=(2b4t large 3b llama3-8b falcon3-1b falcon3-3b falcon3-7b falcon3-10b 100b)
 TYPES=(i2_s tq1_0 tq2_0)
@@ -41,12 +30,7 @@ data_bytes() {  # arch type
 }
 arch_of() { case $1 in 2b4t | 100b) echo bitnet-b1.58 ;; large | 3b) echo bitnet ;; *) echo llama ;; esac; }
 
-# Does the engine load and run these files? Lines that need it are skipped (and said so) if not.
-"$BIN" dummy --shape 2b4t --type i2_s -o probe.gguf "${SMALL[@]}" 2>/dev/null
-ENGINE=0
-if "$BIN" -m probe.gguf -p hi -n 1 >/dev/null 2>&1; then ENGINE=1; else
-  echo "note: the engine does not run dummy models yet; skipping the logits checks" >&2
-fi
+probe_engine
 
 for shape in "${SHAPES[@]}"; do
   arch=$(arch_of "$shape")
@@ -204,5 +188,4 @@ PY
   fi
 fi
 
-echo "dummy: $passed passed, $failed failed"
-((failed == 0))
+report

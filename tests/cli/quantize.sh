@@ -1,19 +1,8 @@
 #!/usr/bin/env bash
 # bitnet quantize: lossless round trips i2_s -> tq2_0 -> tq1_0 -> i2_s, scale handling, head
 # requantization and the refusals. Usage: quantize.sh BITNET_BINARY SOURCE_DIR
-set -euo pipefail
-BIN=$(realpath "$1")
-SRC=$(realpath "$2")
-WORK=$(mktemp -d "$PWD/quantize-test.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
-cd "$WORK"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" quantize "$@"
 
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { echo "FAIL: $*" >&2; failed=$((failed + 1)); }
-
-SMALL=(--embd 256 --layers 2 --ff 512 --heads 4 --heads-kv 2 --vocab 1000)
 dummy() { "$BIN" dummy "$@" "${SMALL[@]}" 2>/dev/null; }
 quantize() { "$BIN" quantize "$@" 2>/dev/null; }
 # Runs bitnet quantize expecting exit 1 and a message matching pattern, and no output file left.
@@ -31,11 +20,7 @@ expect_refusal() {  # pattern out args...
 # Writes bytes (printf escapes) into a file at an offset.
 patch_bytes() { printf "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; }
 
-dummy --shape 2b4t --type i2_s -o probe.gguf
-ENGINE=0
-if "$BIN" -m probe.gguf -p hi -n 1 >/dev/null 2>&1; then ENGINE=1; else
-  echo "note: the engine does not run dummy models yet; skipping the logits checks" >&2
-fi
+probe_engine
 
 # Round trips through every type give back the same bytes, and each step equals the file dummy
 # writes directly in that type (same values, same scales).
@@ -130,5 +115,4 @@ else
   echo "note: $F32_MODEL absent; skipping the non-ternary input check" >&2
 fi
 
-echo "quantize: $passed passed, $failed failed"
-((failed == 0))
+report
