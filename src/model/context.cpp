@@ -1,8 +1,8 @@
 // The forward pass (BitNet b1.58 and LLaMA families) over a batch of tokens from any sequences,
-// with a per-sequence KV cache. Read top to bottom in Forward::run().
-#include <algorithm>
+// with a per-sequence KV cache. Read top to bottom in ContextImpl::forward().
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -67,7 +67,10 @@ class ContextImpl final : public Context {
   void forward(const int32_t* tokens, const int32_t* pos, const int32_t* seq, const uint8_t* want,
                int64_t n);
   void attention(int64_t layer, const int32_t* pos, const int32_t* seq, int64_t n);
-  void rope(float* v, int64_t n_heads, int64_t p) const;
+  // Rotary cos/sin of each batch token's position, computed once per forward for all layers.
+  void rope_angles(const int32_t* pos, int64_t n);
+  // Rotates v (n_heads heads) by the angles of batch token i.
+  void rope(float* v, int64_t n_heads, int64_t i) const;
   // The cache of (sequence, layer, KV head): n_ctx rows of head_dim values, f16 or f32, so that
   // attention streams one head's positions contiguously.
   uint8_t* kv_head(AlignedBytes& cache, int s, int64_t l, int64_t h) {
@@ -93,6 +96,7 @@ class ContextImpl final : public Context {
   AlignedBytes k_cache_, v_cache_;
   std::vector<int32_t> seq_len_;
   std::vector<float> rope_inv_freq_;
+  std::vector<float> rope_cos_sin_;  // per batch token and rotary pair
   // Activations of the current micro-batch.
   std::vector<float> x_, h_, q_, k_, v_, att_, gate_, up_, ffn_, out_, logits_;
   QuantizedActs qa_;
@@ -154,16 +158,27 @@ void ContextImpl::decode(const Batch& batch) {
   seq_len_ = std::move(len);
 }
 
-void ContextImpl::rope(float* v, int64_t n_heads, int64_t p) const {
+void ContextImpl::rope_angles(const int32_t* pos, int64_t n) {
+  const int64_t half = m_.n_rot / 2;
+  rope_cos_sin_.resize((size_t)(n * half * 2));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < half; ++j) {
+      const double angle = (double)pos[i] * rope_inv_freq_[(size_t)j];
+      rope_cos_sin_[(size_t)((i * half + j) * 2)] = (float)std::cos(angle);
+      rope_cos_sin_[(size_t)((i * half + j) * 2 + 1)] = (float)std::sin(angle);
+    }
+}
+
+void ContextImpl::rope(float* v, int64_t n_heads, int64_t i) const {
   const int64_t hd = m_.cfg.head_dim, half = m_.n_rot / 2;
-  for (int64_t i = 0; i < half; ++i) {
-    const double angle = (double)p * rope_inv_freq_[(size_t)i];
-    const float c = (float)std::cos(angle), s = (float)std::sin(angle);
+  const float* cs = rope_cos_sin_.data() + i * half * 2;
+  for (int64_t j = 0; j < half; ++j) {
+    const float c = cs[2 * j], s = cs[2 * j + 1];
     for (int64_t h = 0; h < n_heads; ++h) {
       float* head = v + h * hd;
-      // NEOX rotates (i, i + n_rot/2); the original LLaMA layout rotates (2i, 2i + 1).
-      float* a = m_.cfg.rope_neox ? head + i : head + 2 * i;
-      float* b = m_.cfg.rope_neox ? head + i + half : head + 2 * i + 1;
+      // NEOX rotates (j, j + n_rot/2); the original LLaMA layout rotates (2j, 2j + 1).
+      float* a = m_.cfg.rope_neox ? head + j : head + 2 * j;
+      float* b = m_.cfg.rope_neox ? head + j + half : head + 2 * j + 1;
       const float x0 = *a, x1 = *b;
       *a = x0 * c - x1 * s;
       *b = x0 * s + x1 * c;
@@ -195,7 +210,6 @@ void ContextImpl::attention(int64_t layer, const int32_t* pos, const int32_t* se
     const int64_t n_pos = pos[i] + 1, per_chunk = (n_pos + n_chunks - 1) / n_chunks;
     const int64_t t0 = chunk * per_chunk, len = std::min(n_pos, t0 + per_chunk) - t0;
     float* out = partial_.data() + task * group * part;
-    for (int64_t j = 0; j < group; ++j) std::fill(out + j * part, out + (j + 1) * part, 0.f);
     if (len <= 0) {
       for (int64_t j = 0; j < group; ++j) out[j * part] = -INFINITY;
       return;
@@ -279,10 +293,8 @@ void ContextImpl::forward(const int32_t* tokens, const int32_t* pos, const int32
     if (n == 1) fn(0);
     else pool_.parallel_for(n, fn);
   };
-  // A linear layer on `in` (n rows of `in_dim`), quantizing once when the weight is ternary.
-  auto prepare = [&](const Linear& w, const float* in) {
-    if (w.ternary) quantize_acts(in, n, w.in, qa_, pool_);
-  };
+
+  rope_angles(pos, n);
 
   // Embeddings.
   const size_t embd_row = row_nbytes(m_.token_embd_type, (uint64_t)E);
@@ -295,11 +307,11 @@ void ContextImpl::forward(const int32_t* tokens, const int32_t* pos, const int32
 
     // Attention block.
     per_token([&](int64_t i) { rmsnorm(x_.data() + i * E, L.attn_norm.data(), h_.data() + i * E, E, c.rms_eps); });
-    prepare(L.wq, h_.data());  // q, k, v share the input and its quantization
-    linear_forward({{&L.wq, q_.data()}, {&L.wk, k_.data()}, {&L.wv, v_.data()}}, h_.data(), &qa_, n, pool_);
+    // q, k and v share the input, its quantization and one parallel loop.
+    linear_forward({{&L.wq, q_.data()}, {&L.wk, k_.data()}, {&L.wv, v_.data()}}, h_.data(), n, qa_, pool_);
     per_token([&](int64_t i) {
-      rope(q_.data() + i * q_dim_, c.n_head, pos[i]);
-      rope(k_.data() + i * kv_dim_, c.n_head_kv, pos[i]);
+      rope(q_.data() + i * q_dim_, c.n_head, i);
+      rope(k_.data() + i * kv_dim_, c.n_head_kv, i);
       store_kv(k_cache_, k_.data() + i * kv_dim_, seq[i], l, pos[i]);
       store_kv(v_cache_, v_.data() + i * kv_dim_, seq[i], l, pos[i]);
     });
@@ -311,21 +323,18 @@ void ContextImpl::forward(const int32_t* tokens, const int32_t* pos, const int32
       });
       o_in = h_.data();
     }
-    prepare(L.wo, o_in);
-    linear_forward({{&L.wo, ffn_.data()}}, o_in, &qa_, n, pool_);
+    linear_forward({{&L.wo, ffn_.data()}}, o_in, n, qa_, pool_);
     add_in_place(x_.data(), ffn_.data(), x_.size());
 
     // Feed-forward block.
     per_token([&](int64_t i) { rmsnorm(x_.data() + i * E, L.ffn_norm.data(), h_.data() + i * E, E, c.rms_eps); });
-    prepare(L.gate, h_.data());  // gate and up share the input
-    linear_forward({{&L.gate, gate_.data()}, {&L.up, up_.data()}}, h_.data(), &qa_, n, pool_);
+    linear_forward({{&L.gate, gate_.data()}, {&L.up, up_.data()}}, h_.data(), n, qa_, pool_);
     per_token([&](int64_t i) {
       float* g = gate_.data() + i * F;
       gated_activation(g, up_.data() + i * F, F, c.ffn_relu2);
       if (c.sub_norms) rmsnorm(g, L.ffn_sub_norm.data(), g, F, c.rms_eps);
     });
-    prepare(L.down, gate_.data());
-    linear_forward({{&L.down, ffn_.data()}}, gate_.data(), &qa_, n, pool_);
+    linear_forward({{&L.down, ffn_.data()}}, gate_.data(), n, qa_, pool_);
     add_in_place(x_.data(), ffn_.data(), x_.size());
   }
 
@@ -338,8 +347,7 @@ void ContextImpl::forward(const int32_t* tokens, const int32_t* pos, const int32
   for (size_t r = 0; r < rows.size(); ++r)
     rmsnorm(x_.data() + rows[r] * E, m_.output_norm.data(), out_.data() + r * E, E, c.rms_eps);
   float* dst = logits_.data() + n_logits_ * (size_t)c.n_vocab;
-  if (m_.head.ternary) quantize_acts(out_.data(), (int64_t)rows.size(), E, qa_, pool_);
-  linear_forward({{&m_.head, dst}}, out_.data(), &qa_, (int64_t)rows.size(), pool_);
+  linear_forward({{&m_.head, dst}}, out_.data(), (int64_t)rows.size(), qa_, pool_);
   n_logits_ += rows.size();
 }
 

@@ -158,15 +158,20 @@ void float_matmul(const Linear& w, const float* x, int64_t n, float* y, ThreadPo
     for (int64_t i = 0; i < n * w.out; ++i) y[i] *= w.out_scale;
 }
 
-void linear_forward(std::initializer_list<LinearOutput> parts, const float* x, const QuantizedActs* qa,
-                    int64_t n, ThreadPool& pool) {
-  bool all_ternary = true;
-  for (const LinearOutput& p : parts) all_ternary = all_ternary && p.w->ternary;
+void linear_forward(std::initializer_list<LinearOutput> parts, const float* x, int64_t n,
+                    QuantizedActs& scratch, ThreadPool& pool) {
+  bool any_ternary = false, all_ternary = true;
+  for (const LinearOutput& p : parts) {
+    any_ternary = any_ternary || p.w->ternary;
+    all_ternary = all_ternary && p.w->ternary;
+  }
+  // The input is quantized once for every ternary linear that reads it.
+  if (any_ternary) quantize_acts(x, n, parts.begin()->w->in, scratch, pool);
   if (all_ternary) {
-    ternary_matmul(parts, *qa, pool);
+    ternary_matmul(parts, scratch, pool);
   } else {
     for (const LinearOutput& p : parts) {
-      if (p.w->ternary) ternary_matmul({p}, *qa, pool);
+      if (p.w->ternary) ternary_matmul({p}, scratch, pool);
       else float_matmul(*p.w, x, n, p.y, pool);
     }
   }

@@ -95,9 +95,9 @@ void quantize_acts(const float* x, int64_t n, int64_t k, QuantizedActs& out, Thr
 void ternary_matmul(std::initializer_list<LinearOutput> parts, const QuantizedActs& a, ThreadPool& pool);
 // y[n][m] = W x[n] for a float linear (any float/quantized-float storage type).
 void float_matmul(const Linear& w, const float* x, int64_t n, float* y, ThreadPool& pool);
-// Linears that read the same input x (n rows); `qa` must hold x quantized when any is ternary.
-// Applies the optional biases.
-void linear_forward(std::initializer_list<LinearOutput> parts, const float* x, const QuantizedActs* qa,
-                    int64_t n, ThreadPool& pool);
+// Linears that read the same input x (n rows of the linears' common `in`), quantizing x once into
+// `scratch` when any of them is ternary. Applies the optional biases.
+void linear_forward(std::initializer_list<LinearOutput> parts, const float* x, int64_t n,
+                    QuantizedActs& scratch, ThreadPool& pool);
 
 }  // namespace bitnet
