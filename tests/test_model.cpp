@@ -408,7 +408,7 @@ TEST(Forward, BatchSplitAndThreadCountDoNotChangeResults) {
   EXPECT_EQ(engine_logits(path, kTokens, false, 2, 1), whole);
 }
 
-TEST(Forward, F16CacheStaysCloseToF32Cache) {
+TEST(Forward, F16CacheStaysCloseToReference) {
   Spec s;
   s.embd_type = TensorType::F16;
   RefModel m = make_model(s, 11);
