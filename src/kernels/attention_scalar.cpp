@@ -38,15 +38,11 @@ const AttentionKernels kScalarAttentionKernels = {Isa::Scalar, scores_f16, exp_s
 
 const AttentionKernels* attention_kernels_for(Isa isa) {
   using namespace kernels_impl;
-  if (!kernels_for(isa)) return nullptr;
-  switch (isa) {
 #if defined(__x86_64__)
-    case Isa::AVX512VNNI: return &kAvx512AttentionKernels;
-    case Isa::AVX2:
-    case Isa::AVXVNNI: return &kAvx2AttentionKernels;
+  return family_table_for(isa, kScalarAttentionKernels, &kAvx2AttentionKernels, &kAvx512AttentionKernels);
+#else
+  return family_table_for<AttentionKernels>(isa, kScalarAttentionKernels, nullptr, nullptr);
 #endif
-    default: return &kScalarAttentionKernels;
-  }
 }
 
 const AttentionKernels& attention_kernels() {

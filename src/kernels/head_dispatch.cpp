@@ -1,19 +1,16 @@
 // Picks the LM-head backend that matches the main kernel table's choice.
 #include "kernels/head_internal.h"
+#include "kernels/kernels_internal.h"
 
 namespace bitnet {
 
 const HeadKernels* head_kernels_for(Isa isa) {
   using namespace kernels_impl;
-  if (!kernels_for(isa)) return nullptr;
-  switch (isa) {
 #if defined(__x86_64__)
-    case Isa::AVX512VNNI: return &kAvx512HeadKernels;
-    case Isa::AVX2:
-    case Isa::AVXVNNI: return &kAvx2HeadKernels;
+  return family_table_for(isa, kScalarHeadKernels, &kAvx2HeadKernels, &kAvx512HeadKernels);
+#else
+  return family_table_for<HeadKernels>(isa, kScalarHeadKernels, nullptr, nullptr);
 #endif
-    default: return &kScalarHeadKernels;
-  }
 }
 
 const HeadKernels& head_kernels() {

@@ -57,6 +57,17 @@ void axpy_f16(float a, const uint16_t* x, float* y, int64_t n);
 
 namespace {
 
+// The table of a secondary kernel family (head, attention) that goes with main backend `isa`:
+// the AVX-512 one, the AVX2 one (also for AVX-VNNI), else the scalar reference; nullptr when the
+// main backend is unavailable. The x86 tables are null on other architectures.
+template <class Table>
+const Table* family_table_for(Isa isa, const Table& scalar, const Table* avx2, const Table* avx512) {
+  if (!kernels_for(isa)) return nullptr;
+  if (isa == Isa::AVX512VNNI && avx512) return avx512;
+  if ((isa == Isa::AVX2 || isa == Isa::AVXVNNI) && avx2) return avx2;
+  return &scalar;
+}
+
 // The one float epilogue of the ternary matmul; every backend calls it so outputs are bit-exact.
 [[gnu::always_inline]] inline float ternary_output(int32_t raw, int32_t act_sum, float row_scale,
                                                    float act_scale) {
