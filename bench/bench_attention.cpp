@@ -15,7 +15,7 @@ namespace {
 constexpr int64_t kHeadDim = 128, kGroup = 4, kPositions = 4096;
 
 struct Inputs {
-  std::vector<uint16_t> cache;  // kPositions rows of kHeadDim halves
+  std::vector<uint16_t> cache;  // kPositions x kHeadDim halves (key tiles or value rows: same bytes)
   std::vector<float> q, scores, out;
 };
 

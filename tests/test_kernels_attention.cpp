@@ -1,6 +1,7 @@
 // Attention kernels of every available backend against the scalar reference.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -26,7 +27,11 @@ Data make_data(int64_t n_pos, int64_t hd, int64_t n_q, uint32_t seed) {
   std::normal_distribution<float> normal(0.f, 1.f);
   const Kernels& scalar = *kernels_for(Isa::Scalar);
   Data d;
-  for (int64_t i = 0; i < n_pos * hd; ++i) d.k.push_back(to_half(normal(rng), scalar));
+  // Keys in tiles; the lanes of the last tile past n_pos hold NaN, which must not reach a score.
+  const int64_t tiles = (n_pos + kKeyTile - 1) / kKeyTile;
+  d.k.assign((size_t)(tiles * kKeyTile * hd), 0x7E00);
+  for (int64_t t = 0; t < n_pos; ++t)
+    for (int64_t x = 0; x < hd; ++x) d.k[(size_t)key_index(t, x, hd)] = to_half(normal(rng), scalar);
   for (int64_t i = 0; i < n_pos * hd; ++i) d.v.push_back(to_half(normal(rng), scalar));
   for (int64_t i = 0; i < n_q * hd; ++i) d.q.push_back(normal(rng));
   return d;
@@ -35,6 +40,16 @@ Data make_data(int64_t n_pos, int64_t hd, int64_t n_q, uint32_t seed) {
 const int64_t kPositions[] = {1, 7, 16, 100, 1025};
 const int64_t kHeadDims[] = {13, 64, 72, 128};
 const int64_t kQueries[] = {1, 3, 4, 5};
+
+TEST(AttentionKernels, KeyTilesHoldEachPositionAndDimensionOnce) {
+  for (int64_t hd : kHeadDims) {
+    std::vector<int> seen((size_t)(3 * kKeyTile * hd), 0);
+    for (int64_t t = 0; t < 3 * kKeyTile; ++t)
+      for (int64_t x = 0; x < hd; ++x) ++seen[(size_t)key_index(t, x, hd)];
+    EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), (long)seen.size()) << "hd " << hd;
+    EXPECT_EQ(key_index(kKeyTile + 1, 2, hd), kKeyTile * hd + 2 * kKeyTile + 1);
+  }
+}
 
 TEST(AttentionKernels, ScoresMatchScalar) {
   const AttentionKernels& ref = *attention_kernels_for(Isa::Scalar);

@@ -1,7 +1,9 @@
 // Attention kernels over an f16 KV cache, for one KV head and the query heads that share it (GQA).
 //
-// The cache keeps each KV head's rows contiguous ([position][head_dim] f16), so one call streams a
-// block of positions once for all the query heads of the group. Float results: SIMD backends sum in
+// The cache keeps each KV head's positions contiguous, so one call streams a block of positions once
+// for all the query heads of the group. Values are rows ([position][head_dim]); keys are tiles of
+// kKeyTile positions stored dimension-major ([position / kKeyTile][head_dim][kKeyTile]), so that one
+// vector holds one dimension of consecutive positions and scores need no horizontal sums. Float results: SIMD backends sum in
 // a different order than the scalar reference and use a polynomial exp (relative error < 2e-7);
 // tests bound the difference.
 #pragma once
@@ -11,9 +13,16 @@
 
 namespace bitnet {
 
+constexpr int64_t kKeyTile = 16;
+// Index of key dimension d of position t in a head's key tiles.
+constexpr int64_t key_index(int64_t t, int64_t d, int64_t hd) {
+  return (t / kKeyTile) * kKeyTile * hd + d * kKeyTile + t % kKeyTile;
+}
+
 struct AttentionKernels {
   Isa isa;
-  // scores[j * n_pos + t] = scale * sum_d q[j * hd + d] * k[t * hd + d], for j < n_q, t < n_pos.
+  // scores[j * n_pos + t] = scale * sum_d q[j * hd + d] * k[key_index(t, d, hd)], for j < n_q,
+  // t < n_pos. k starts at a tile; lanes of the last tile at or past n_pos are read but unused.
   void (*scores_f16)(const uint16_t* k, int64_t n_pos, int64_t hd, const float* q, int64_t n_q,
                      float scale, float* scores);
   // x[i] = exp(x[i] - max) for i < n; returns their sum.

@@ -38,27 +38,65 @@ inline __m256 exp_ps(__m256 x) {
   return _mm256_mul_ps(p, _mm256_castsi256_ps(pow2n));
 }
 
-constexpr int kQueryBlock = 4;
+constexpr int kQueryBlock = 4;  // query heads sharing one conversion of a key or value vector
+
+// Scores of NQ query heads against one key tile (16 positions = two 8-lane halves per dimension).
+// S partial sums per head over interleaved dimensions keep 8 independent FMA chains in flight.
+template <int NQ>
+void scores_tile(const uint16_t* tile, int64_t hd, const float* q, float scale, float* scores, int64_t n_pos,
+                 int64_t valid) {
+  constexpr int S = NQ == 1 ? 4 : NQ == 2 ? 2 : 1;
+  __m256 acc[NQ][S][2];
+  for (auto& a : acc)
+    for (auto& b : a) b[0] = b[1] = _mm256_setzero_ps();
+  int64_t d = 0;
+  auto step = [&](int64_t dim, int s) {
+    const uint16_t* p = tile + dim * kKeyTile;
+    const __m256 lo = load_f16(p), hi = load_f16(p + 8);
+#pragma GCC unroll 4
+    for (int j = 0; j < NQ; ++j) {
+      const __m256 qd = _mm256_set1_ps(q[j * hd + dim]);
+      acc[j][s][0] = _mm256_fmadd_ps(qd, lo, acc[j][s][0]);
+      acc[j][s][1] = _mm256_fmadd_ps(qd, hi, acc[j][s][1]);
+    }
+  };
+  for (; d + S <= hd; d += S)
+#pragma GCC unroll 4
+    for (int s = 0; s < S; ++s) step(d + s, s);
+  for (; d < hd; ++d) step(d, 0);
+  const __m256 vscale = _mm256_set1_ps(scale);
+  for (int j = 0; j < NQ; ++j) {
+    __m256 lo = acc[j][0][0], hi = acc[j][0][1];
+    for (int s = 1; s < S; ++s) lo = _mm256_add_ps(lo, acc[j][s][0]), hi = _mm256_add_ps(hi, acc[j][s][1]);
+    float* dst = scores + j * n_pos;
+    if (valid == kKeyTile) {
+      _mm256_storeu_ps(dst, _mm256_mul_ps(lo, vscale));
+      _mm256_storeu_ps(dst + 8, _mm256_mul_ps(hi, vscale));
+    } else {
+      alignas(32) float tmp[kKeyTile];
+      _mm256_store_ps(tmp, _mm256_mul_ps(lo, vscale));
+      _mm256_store_ps(tmp + 8, _mm256_mul_ps(hi, vscale));
+      std::copy_n(tmp, valid, dst);
+    }
+  }
+}
+
+template <int NQ>
+void scores_block(const uint16_t* k, int64_t n_pos, int64_t hd, const float* q, float scale, float* scores) {
+  for (int64_t t = 0; t < n_pos; t += kKeyTile)
+    scores_tile<NQ>(k + t * hd, hd, q, scale, scores + t, n_pos, std::min(kKeyTile, n_pos - t));
+}
 
 void scores_f16(const uint16_t* k, int64_t n_pos, int64_t hd, const float* q, int64_t n_q, float scale,
                 float* scores) {
-  const int64_t vec_end = hd / 8 * 8;
   for (int64_t j0 = 0; j0 < n_q; j0 += kQueryBlock) {
-    const int64_t nj = std::min<int64_t>(kQueryBlock, n_q - j0);
-    for (int64_t t = 0; t < n_pos; ++t) {
-      const uint16_t* row = k + t * hd;
-      __m256 acc[kQueryBlock] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-      for (int64_t d = 0; d < vec_end; d += 8) {
-        const __m256 kv = load_f16(row + d);
-#pragma GCC unroll 4
-        for (int j = 0; j < kQueryBlock; ++j)
-          if (j < nj) acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(q + (j0 + j) * hd + d), kv, acc[j]);
-      }
-      for (int j = 0; j < nj; ++j) {
-        float sum = hsum(acc[j]);
-        for (int64_t d = vec_end; d < hd; ++d) sum += q[(j0 + j) * hd + d] * fp16_to_fp32(row[d]);
-        scores[(j0 + j) * n_pos + t] = scale * sum;
-      }
+    const float* qj = q + j0 * hd;
+    float* sj = scores + j0 * n_pos;
+    switch (std::min<int64_t>(kQueryBlock, n_q - j0)) {
+      case 1: scores_block<1>(k, n_pos, hd, qj, scale, sj); break;
+      case 2: scores_block<2>(k, n_pos, hd, qj, scale, sj); break;
+      case 3: scores_block<3>(k, n_pos, hd, qj, scale, sj); break;
+      default: scores_block<4>(k, n_pos, hd, qj, scale, sj); break;
     }
   }
 }
@@ -77,34 +115,61 @@ float exp_sum(float* x, int64_t n, float max) {
   return sum;
 }
 
-constexpr int kColumnBlock = 4;  // 8-lane output columns kept in registers
+// Values go in blocks of positions: the first column pass over a block brings its rows into L1 for
+// the other passes and prefetches the next block's rows.
+constexpr int64_t kValueBlock = 64;
+inline void prefetch_row(const uint16_t* row, int64_t hd) {
+  for (int64_t b = 0; b < hd * 2; b += 64) _mm_prefetch((const char*)row + b, _MM_HINT_T0);
+}
+
+// Weighted value rows for NQ query heads over C full 8-lane columns starting at d0: every value
+// vector is converted once and feeds NQ accumulators.
+template <int NQ, int C>
+void values_columns(const uint16_t* v, int64_t n, int64_t hd, const float* w, int64_t n_pos, float* out,
+                    int64_t d0) {
+  __m256 acc[NQ][C];
+  for (int j = 0; j < NQ; ++j)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) acc[j][c] = _mm256_loadu_ps(out + j * hd + d0 + 8 * c);
+  for (int64_t t = 0; t < n; ++t) {
+    const uint16_t* row = v + t * hd + d0;
+    if (d0 == 0) prefetch_row(v + (t + kValueBlock) * hd, hd);
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) {
+      const __m256 kv = load_f16(row + 8 * c);
+#pragma GCC unroll 4
+      for (int j = 0; j < NQ; ++j) acc[j][c] = _mm256_fmadd_ps(_mm256_set1_ps(w[j * n_pos + t]), kv, acc[j][c]);
+    }
+  }
+  for (int j = 0; j < NQ; ++j)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) _mm256_storeu_ps(out + j * hd + d0 + 8 * c, acc[j][c]);
+}
+
+template <int NQ, int C>
+void values_block(const uint16_t* v, int64_t n_pos, int64_t hd, const float* w, float* out) {
+  const int64_t vec_end = hd / 8 * 8;
+  for (int64_t t0 = 0; t0 < n_pos; t0 += kValueBlock) {
+    const int64_t n = std::min(kValueBlock, n_pos - t0);
+    int64_t d0 = 0;
+    for (; d0 + 8 * C <= vec_end; d0 += 8 * C) values_columns<NQ, C>(v + t0 * hd, n, hd, w + t0, n_pos, out, d0);
+    for (; d0 < vec_end; d0 += 8) values_columns<NQ, 1>(v + t0 * hd, n, hd, w + t0, n_pos, out, d0);
+  }
+  for (int j = 0; j < NQ; ++j)
+    for (int64_t d = vec_end; d < hd; ++d)
+      for (int64_t t = 0; t < n_pos; ++t) out[j * hd + d] += w[j * n_pos + t] * fp16_to_fp32(v[t * hd + d]);
+}
 
 void values_f16(const uint16_t* v, int64_t n_pos, int64_t hd, const float* w, int64_t n_q, float* out) {
-  const int64_t vec_end = hd / 8 * 8;
-  for (int64_t j = 0; j < n_q; ++j) {
-    float* o = out + j * hd;
-    const float* wj = w + j * n_pos;
-    int64_t d0 = 0;
-    for (; d0 + 8 * kColumnBlock <= vec_end; d0 += 8 * kColumnBlock) {
-      __m256 acc[kColumnBlock];
-#pragma GCC unroll 4
-      for (int c = 0; c < kColumnBlock; ++c) acc[c] = _mm256_loadu_ps(o + d0 + 8 * c);
-      for (int64_t t = 0; t < n_pos; ++t) {
-        const __m256 wt = _mm256_set1_ps(wj[t]);
-        const uint16_t* row = v + t * hd + d0;
-#pragma GCC unroll 4
-        for (int c = 0; c < kColumnBlock; ++c) acc[c] = _mm256_fmadd_ps(wt, load_f16(row + 8 * c), acc[c]);
-      }
-#pragma GCC unroll 4
-      for (int c = 0; c < kColumnBlock; ++c) _mm256_storeu_ps(o + d0 + 8 * c, acc[c]);
+  for (int64_t j0 = 0; j0 < n_q; j0 += kQueryBlock) {
+    const float* wj = w + j0 * n_pos;
+    float* oj = out + j0 * hd;
+    switch (std::min<int64_t>(kQueryBlock, n_q - j0)) {
+      case 1: values_block<1, 8>(v, n_pos, hd, wj, oj); break;
+      case 2: values_block<2, 4>(v, n_pos, hd, wj, oj); break;
+      case 3: values_block<3, 2>(v, n_pos, hd, wj, oj); break;
+      default: values_block<4, 2>(v, n_pos, hd, wj, oj); break;
     }
-    for (; d0 < vec_end; d0 += 8) {
-      __m256 acc = _mm256_loadu_ps(o + d0);
-      for (int64_t t = 0; t < n_pos; ++t) acc = _mm256_fmadd_ps(_mm256_set1_ps(wj[t]), load_f16(v + t * hd + d0), acc);
-      _mm256_storeu_ps(o + d0, acc);
-    }
-    for (int64_t d = vec_end; d < hd; ++d)
-      for (int64_t t = 0; t < n_pos; ++t) o[d] += wj[t] * fp16_to_fp32(v[t * hd + d]);
   }
 }
 

@@ -36,23 +36,52 @@ inline __m512 exp_ps(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
-constexpr int kQueryBlock = 4;  // query heads sharing one conversion of a key row
+constexpr int kQueryBlock = 4;  // query heads sharing one conversion of a key or value vector
+
+// Scores of NQ query heads against one key tile (16 positions, one vector per dimension). S partial
+// sums per head over interleaved dimensions keep about 8 independent FMA chains in flight.
+template <int NQ>
+void scores_tile(const uint16_t* tile, int64_t hd, const float* q, float scale, float* scores, int64_t n_pos,
+                 __mmask16 m) {
+  constexpr int S = NQ == 1 ? 8 : NQ == 2 ? 4 : 2;
+  __m512 acc[NQ][S];
+  for (auto& a : acc)
+    for (auto& x : a) x = _mm512_setzero_ps();
+  int64_t d = 0;
+  for (; d + S <= hd; d += S)
+#pragma GCC unroll 8
+    for (int s = 0; s < S; ++s) {
+      const __m512 kv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(tile + (d + s) * kKeyTile)));
+#pragma GCC unroll 4
+      for (int j = 0; j < NQ; ++j) acc[j][s] = _mm512_fmadd_ps(_mm512_set1_ps(q[j * hd + d + s]), kv, acc[j][s]);
+    }
+  for (; d < hd; ++d) {
+    const __m512 kv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(tile + d * kKeyTile)));
+    for (int j = 0; j < NQ; ++j) acc[j][0] = _mm512_fmadd_ps(_mm512_set1_ps(q[j * hd + d]), kv, acc[j][0]);
+  }
+  for (int j = 0; j < NQ; ++j) {
+    __m512 sum = acc[j][0];
+    for (int s = 1; s < S; ++s) sum = _mm512_add_ps(sum, acc[j][s]);
+    _mm512_mask_storeu_ps(scores + j * n_pos, m, _mm512_mul_ps(sum, _mm512_set1_ps(scale)));
+  }
+}
+
+template <int NQ>
+void scores_block(const uint16_t* k, int64_t n_pos, int64_t hd, const float* q, float scale, float* scores) {
+  for (int64_t t = 0; t < n_pos; t += kKeyTile)
+    scores_tile<NQ>(k + t * hd, hd, q, scale, scores + t, n_pos, lanes(n_pos - t));
+}
 
 void scores_f16(const uint16_t* k, int64_t n_pos, int64_t hd, const float* q, int64_t n_q, float scale,
                 float* scores) {
   for (int64_t j0 = 0; j0 < n_q; j0 += kQueryBlock) {
-    const int64_t nj = std::min<int64_t>(kQueryBlock, n_q - j0);
-    for (int64_t t = 0; t < n_pos; ++t) {
-      const uint16_t* row = k + t * hd;
-      __m512 acc[kQueryBlock] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-      for (int64_t d = 0; d < hd; d += 16) {
-        const __mmask16 m = lanes(hd - d);
-        const __m512 kv = load_f16(row + d, m);
-#pragma GCC unroll 4
-        for (int j = 0; j < kQueryBlock; ++j)
-          if (j < nj) acc[j] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + (j0 + j) * hd + d), kv, acc[j]);
-      }
-      for (int j = 0; j < nj; ++j) scores[(j0 + j) * n_pos + t] = scale * _mm512_reduce_add_ps(acc[j]);
+    const float* qj = q + j0 * hd;
+    float* sj = scores + j0 * n_pos;
+    switch (std::min<int64_t>(kQueryBlock, n_q - j0)) {
+      case 1: scores_block<1>(k, n_pos, hd, qj, scale, sj); break;
+      case 2: scores_block<2>(k, n_pos, hd, qj, scale, sj); break;
+      case 3: scores_block<3>(k, n_pos, hd, qj, scale, sj); break;
+      default: scores_block<4>(k, n_pos, hd, qj, scale, sj); break;
     }
   }
 }
@@ -69,28 +98,60 @@ float exp_sum(float* x, int64_t n, float max) {
   return _mm512_reduce_add_ps(sum);
 }
 
-constexpr int kColumnBlock = 4;  // 16-lane columns of the output kept in registers
+// Values go in blocks of positions: the first column pass over a block brings its rows into L1 for
+// the other passes and prefetches the next block's rows.
+constexpr int64_t kValueBlock = 64;
+inline void prefetch_row(const uint16_t* row, int64_t hd) {
+  for (int64_t b = 0; b < hd * 2; b += 64) _mm_prefetch((const char*)row + b, _MM_HINT_T0);
+}
+
+// Weighted value rows for NQ query heads over C 16-lane columns starting at d0: every value vector
+// is converted once and feeds NQ accumulators (C * NQ chains, at least 8).
+template <int NQ, int C>
+void values_columns(const uint16_t* v, int64_t n, int64_t hd, const float* w, int64_t n_pos, float* out,
+                    int64_t d0) {
+  __mmask16 m[C];
+  __m512 acc[NQ][C];
+#pragma GCC unroll 8
+  for (int c = 0; c < C; ++c) {
+    m[c] = d0 + 16 * c < hd ? lanes(hd - d0 - 16 * c) : (__mmask16)0;
+    for (int j = 0; j < NQ; ++j) acc[j][c] = _mm512_maskz_loadu_ps(m[c], out + j * hd + d0 + 16 * c);
+  }
+  for (int64_t t = 0; t < n; ++t) {
+    const uint16_t* row = v + t * hd + d0;
+    if (d0 == 0) prefetch_row(v + (t + kValueBlock) * hd, hd);
+    __m512 kv[C];
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) kv[c] = load_f16(row + 16 * c, m[c]);
+#pragma GCC unroll 4
+    for (int j = 0; j < NQ; ++j) {
+      const __m512 wt = _mm512_set1_ps(w[j * n_pos + t]);
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) acc[j][c] = _mm512_fmadd_ps(wt, kv[c], acc[j][c]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int c = 0; c < C; ++c)
+    for (int j = 0; j < NQ; ++j) _mm512_mask_storeu_ps(out + j * hd + d0 + 16 * c, m[c], acc[j][c]);
+}
+
+template <int NQ, int C>
+void values_block(const uint16_t* v, int64_t n_pos, int64_t hd, const float* w, float* out) {
+  for (int64_t t0 = 0; t0 < n_pos; t0 += kValueBlock) {
+    const int64_t n = std::min(kValueBlock, n_pos - t0);
+    for (int64_t d0 = 0; d0 < hd; d0 += 16 * C) values_columns<NQ, C>(v + t0 * hd, n, hd, w + t0, n_pos, out, d0);
+  }
+}
 
 void values_f16(const uint16_t* v, int64_t n_pos, int64_t hd, const float* w, int64_t n_q, float* out) {
-  for (int64_t j = 0; j < n_q; ++j) {
-    float* o = out + j * hd;
-    const float* wj = w + j * n_pos;
-    for (int64_t d0 = 0; d0 < hd; d0 += 16 * kColumnBlock) {
-      __mmask16 m[kColumnBlock];
-      __m512 acc[kColumnBlock];
-#pragma GCC unroll 4
-      for (int c = 0; c < kColumnBlock; ++c) {
-        m[c] = d0 + 16 * c < hd ? lanes(hd - d0 - 16 * c) : (__mmask16)0;
-        acc[c] = _mm512_maskz_loadu_ps(m[c], o + d0 + 16 * c);
-      }
-      for (int64_t t = 0; t < n_pos; ++t) {
-        const __m512 wt = _mm512_set1_ps(wj[t]);
-        const uint16_t* row = v + t * hd + d0;
-#pragma GCC unroll 4
-        for (int c = 0; c < kColumnBlock; ++c) acc[c] = _mm512_fmadd_ps(wt, load_f16(row + 16 * c, m[c]), acc[c]);
-      }
-#pragma GCC unroll 4
-      for (int c = 0; c < kColumnBlock; ++c) _mm512_mask_storeu_ps(o + d0 + 16 * c, m[c], acc[c]);
+  for (int64_t j0 = 0; j0 < n_q; j0 += kQueryBlock) {
+    const float* wj = w + j0 * n_pos;
+    float* oj = out + j0 * hd;
+    switch (std::min<int64_t>(kQueryBlock, n_q - j0)) {
+      case 1: values_block<1, 8>(v, n_pos, hd, wj, oj); break;
+      case 2: values_block<2, 4>(v, n_pos, hd, wj, oj); break;
+      case 3: values_block<3, 4>(v, n_pos, hd, wj, oj); break;
+      default: values_block<4, 4>(v, n_pos, hd, wj, oj); break;
     }
   }
 }

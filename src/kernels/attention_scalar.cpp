@@ -13,7 +13,7 @@ void scores_f16(const uint16_t* k, int64_t n_pos, int64_t hd, const float* q, in
   for (int64_t j = 0; j < n_q; ++j)
     for (int64_t t = 0; t < n_pos; ++t) {
       float sum = 0;
-      for (int64_t d = 0; d < hd; ++d) sum += q[j * hd + d] * fp16_to_fp32(k[t * hd + d]);
+      for (int64_t d = 0; d < hd; ++d) sum += q[j * hd + d] * fp16_to_fp32(k[key_index(t, d, hd)]);
       scores[j * n_pos + t] = scale * sum;
     }
 }

@@ -71,24 +71,35 @@ class ContextImpl final : public Context {
   void rope_angles(const int32_t* pos, int64_t n);
   // Rotates v (n_heads heads) by the angles of batch token i.
   void rope(float* v, int64_t n_heads, int64_t i) const;
-  // The cache of (sequence, layer, KV head): n_ctx rows of head_dim values, f16 or f32, so that
-  // attention streams one head's positions contiguously.
+  // The cache of (sequence, layer, KV head): cache_rows_ positions of head_dim values, f16 or f32,
+  // so that attention streams one head's positions contiguously. Values are rows; keys are tiles
+  // (key_index in attention_kernels.h).
   uint8_t* kv_head(AlignedBytes& cache, int s, int64_t l, int64_t h) {
-    return cache.get() + (((size_t)s * m_.cfg.n_layer + l) * m_.cfg.n_head_kv + h) * n_ctx_ * head_row_bytes_;
+    return cache.get() + (((size_t)s * m_.cfg.n_layer + l) * m_.cfg.n_head_kv + h) * cache_rows_ * head_row_bytes_;
   }
-  // Stores the kv_dim values of one token at position p.
-  void store_kv(AlignedBytes& cache, const float* src, int s, int64_t l, int64_t p) {
+  // Stores the kv_dim keys and values of one token at position p.
+  void store_kv(const float* keys, const float* values, int s, int64_t l, int64_t p) {
     const int64_t hd = m_.cfg.head_dim;
+    thread_local std::vector<uint16_t> key_row;  // one head's key in f16 before it is spread over its tile
+    key_row.resize((size_t)hd);
     for (int64_t h = 0; h < m_.cfg.n_head_kv; ++h) {
-      uint8_t* dst = kv_head(cache, s, l, h) + (size_t)p * head_row_bytes_;
-      if (kv_f32_) std::memcpy(dst, src + h * hd, head_row_bytes_);
-      else kernels().fp32_to_fp16_row(src + h * hd, reinterpret_cast<uint16_t*>(dst), hd);
+      uint8_t* k = kv_head(k_cache_, s, l, h);
+      uint8_t* v = kv_head(v_cache_, s, l, h) + (size_t)p * head_row_bytes_;
+      if (kv_f32_) {
+        for (int64_t d = 0; d < hd; ++d) reinterpret_cast<float*>(k)[key_index(p, d, hd)] = keys[h * hd + d];
+        std::memcpy(v, values + h * hd, head_row_bytes_);
+      } else {
+        kernels().fp32_to_fp16_row(keys + h * hd, key_row.data(), hd);
+        for (int64_t d = 0; d < hd; ++d) reinterpret_cast<uint16_t*>(k)[key_index(p, d, hd)] = key_row[(size_t)d];
+        kernels().fp32_to_fp16_row(values + h * hd, reinterpret_cast<uint16_t*>(v), hd);
+      }
     }
   }
 
   const ModelImpl& m_;
   ThreadPool pool_;
   int n_ctx_, n_seq_, n_batch_;
+  int64_t cache_rows_;  // n_ctx rounded up to whole key tiles
   bool kv_f32_;
   int64_t q_dim_, kv_dim_;
   size_t head_row_bytes_, kv_bytes_;
@@ -116,7 +127,8 @@ ContextImpl::ContextImpl(const ModelImpl& m, const ContextParams& p)
   q_dim_ = c.n_head * c.head_dim;
   kv_dim_ = c.n_head_kv * c.head_dim;
   head_row_bytes_ = (size_t)c.head_dim * (kv_f32_ ? 4 : 2);
-  kv_bytes_ = 2 * (size_t)n_seq_ * c.n_layer * n_ctx_ * c.n_head_kv * head_row_bytes_;
+  cache_rows_ = (n_ctx_ + kKeyTile - 1) / kKeyTile * kKeyTile;
+  kv_bytes_ = 2 * (size_t)n_seq_ * c.n_layer * cache_rows_ * c.n_head_kv * head_row_bytes_;
   const uint64_t ram = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
   if (n_ctx_ < 1 || kv_bytes_ > ram)
     throw Error("a KV cache for a context of " + std::to_string(n_ctx_) + " tokens x " + std::to_string(n_seq_) +
@@ -207,7 +219,8 @@ void ContextImpl::attention(int64_t layer, const int32_t* pos, const int32_t* se
     const int64_t chunk = task % max_chunks, kvh = (task / max_chunks) % n_kv, i = task / (max_chunks * n_kv);
     const int64_t n_chunks = chunks_of(i);
     if (chunk >= n_chunks) return;
-    const int64_t n_pos = pos[i] + 1, per_chunk = (n_pos + n_chunks - 1) / n_chunks;
+    // Chunks start at key tiles.
+    const int64_t n_pos = pos[i] + 1, per_chunk = (n_pos + n_chunks * kKeyTile - 1) / (n_chunks * kKeyTile) * kKeyTile;
     const int64_t t0 = chunk * per_chunk, len = std::min(n_pos, t0 + per_chunk) - t0;
     float* out = partial_.data() + task * group * part;
     if (len <= 0) {
@@ -225,7 +238,7 @@ void ContextImpl::attention(int64_t layer, const int32_t* pos, const int32_t* se
       for (int64_t j = 0; j < group; ++j)
         for (int64_t t = 0; t < len; ++t) {
           float d = 0;
-          for (int64_t x = 0; x < hd; ++x) d += q[j * hd + x] * kf[t * hd + x];
+          for (int64_t x = 0; x < hd; ++x) d += q[j * hd + x] * kf[key_index(t, x, hd)];
           scores[(size_t)(j * len + t)] = d * scale;
         }
     } else {
@@ -312,8 +325,7 @@ void ContextImpl::forward(const int32_t* tokens, const int32_t* pos, const int32
     per_token([&](int64_t i) {
       rope(q_.data() + i * q_dim_, c.n_head, i);
       rope(k_.data() + i * kv_dim_, c.n_head_kv, i);
-      store_kv(k_cache_, k_.data() + i * kv_dim_, seq[i], l, pos[i]);
-      store_kv(v_cache_, v_.data() + i * kv_dim_, seq[i], l, pos[i]);
+      store_kv(k_.data() + i * kv_dim_, v_.data() + i * kv_dim_, seq[i], l, pos[i]);
     });
     attention(l, pos, seq, n);
     const float* o_in = att_.data();
