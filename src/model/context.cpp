@@ -23,10 +23,15 @@ namespace {
 #endif
 
 BITNET_ELEMENTWISE void rmsnorm(const float* x, const float* __restrict w, float* out, int64_t n, float eps) {
-  double ss = 0;
-  for (int64_t i = 0; i < n; ++i) ss += (double)x[i] * x[i];
+  // Eight independent double sums: one serial chain of adds would cost more than the rest.
+  double part[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) part[k] += (double)x[i + k] * x[i + k];
+  for (; i < n; ++i) part[0] += (double)x[i] * x[i];
+  const double ss = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
   const float inv = (float)(1.0 / std::sqrt(ss / (double)n + eps));
-  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * inv * w[i];
+  for (i = 0; i < n; ++i) out[i] = x[i] * inv * w[i];
 }
 
 BITNET_ELEMENTWISE void add_in_place(float* __restrict x, const float* __restrict y, size_t n) {
