@@ -47,19 +47,47 @@ template <int Half>
   return _mm512_castsi512_si128(_mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), s));
 }
 
+// GEMV decode without shifts: the block's 32 bytes broadcast to both halves and masked per half,
+// so each code keeps its bit position and is scaled by 64|16 (Half 0: values 0..63, zmm bytes
+// 0..31|32..63) or 4|1 (Half 1). That is one ALU op per dpbusd instead of two, which matters
+// because one token's GEMV is bound by these ops, not by memory. Products stay within range
+// (codes <= 2, so at most 128 * 128 per byte pair); sums are scaled back by exact shifts.
+template <int Half>
+[[gnu::always_inline]] inline __m512i masked_half(const uint8_t* w) {
+  const __m512i mask = Half == 0 ? _mm512_inserti64x4(_mm512_set1_epi8((char)0xC0), _mm256_set1_epi8(0x30), 1)
+                                 : _mm512_inserti64x4(_mm512_set1_epi8(0x0C), _mm256_set1_epi8(0x03), 1);
+  return _mm512_and_si512(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i*)w)), mask);
+}
+// Int32 lanes 0..7 of a Half's accumulator hold sums scaled by 64|4, lanes 8..15 by 16|1.
+template <int Half>
+[[gnu::always_inline]] inline __m512i unscale(__m512i acc) {
+  const __m512i shift = Half == 0 ? _mm512_inserti64x4(_mm512_set1_epi32(6), _mm256_set1_epi32(4), 1)
+                                  : _mm512_inserti64x4(_mm512_set1_epi32(2), _mm256_setzero_si256(), 1);
+  return _mm512_srav_epi32(acc, shift);
+}
+
 // GEMV, one row over the whole of K: row after row, the loads walk the call's weights in address
 // order, one stream the hardware prefetchers follow (the rows of one tile used to be four short
-// streams). Two accumulators for the two halves of a block keep two dpbusd chains in flight.
+// streams). Four accumulators (two blocks of two halves) keep four dpbusd chains in flight.
 [[gnu::always_inline]] inline __m512i gemv_row_sums(const TernaryGemmArgs& a, int64_t m) {
   const uint8_t* w = a.w + m * a.w_stride;
+  const int8_t* q = a.q;
   __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
+  __m512i acc2 = _mm512_setzero_si512(), acc3 = _mm512_setzero_si512();
   const int64_t n_blocks = a.kp / kTernaryBlock;
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    if (b % 2 == 0) _mm_prefetch((const char*)(w + b * 32 + kPrefetchBytes), _MM_HINT_T0);  // never faults
-    acc0 = _mm512_dpbusd_epi32(acc0, unpack_half<0>(w + b * 32), _mm512_loadu_si512(a.q + b * 128));
-    acc1 = _mm512_dpbusd_epi32(acc1, unpack_half<1>(w + b * 32), _mm512_loadu_si512(a.q + b * 128 + 64));
+  int64_t b = 0;
+  for (; b + 2 <= n_blocks; b += 2) {
+    _mm_prefetch((const char*)(w + b * 32 + kPrefetchBytes), _MM_HINT_T0);  // never faults
+    acc0 = _mm512_dpbusd_epi32(acc0, masked_half<0>(w + b * 32), _mm512_loadu_si512(q + b * 128));
+    acc1 = _mm512_dpbusd_epi32(acc1, masked_half<1>(w + b * 32), _mm512_loadu_si512(q + b * 128 + 64));
+    acc2 = _mm512_dpbusd_epi32(acc2, masked_half<0>(w + b * 32 + 32), _mm512_loadu_si512(q + b * 128 + 128));
+    acc3 = _mm512_dpbusd_epi32(acc3, masked_half<1>(w + b * 32 + 32), _mm512_loadu_si512(q + b * 128 + 192));
   }
-  return _mm512_add_epi32(acc0, acc1);
+  if (b < n_blocks) {
+    acc0 = _mm512_dpbusd_epi32(acc0, masked_half<0>(w + b * 32), _mm512_loadu_si512(q + b * 128));
+    acc1 = _mm512_dpbusd_epi32(acc1, masked_half<1>(w + b * 32), _mm512_loadu_si512(q + b * 128 + 64));
+  }
+  return _mm512_add_epi32(unscale<0>(_mm512_add_epi32(acc0, acc2)), unscale<1>(_mm512_add_epi32(acc1, acc3)));
 }
 
 void gemv(const TernaryGemmArgs& a) {
