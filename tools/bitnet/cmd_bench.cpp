@@ -35,6 +35,7 @@ struct BenchOptions {
 struct Result {
   std::string model_path, model_type;
   uint64_t model_size = 0, n_params = 0, bytes_per_token = 0;
+  uint64_t kv_bytes_per_token = 0;  // KV cache read per generated token, averaged over the tg run
   int n_threads = 0, n_batch = 0, n_prompt = 0, n_gen = 0, n_depth = 0;
   std::vector<double> samples_ns;
   double bandwidth = 0;  // bytes/s, with --roofline
@@ -47,7 +48,7 @@ struct Result {
   // Achieved tg speed over the bandwidth bound, for tg tests with a measured bandwidth.
   double roofline_fraction() const {
     if (n_gen == 0 || bandwidth <= 0 || bytes_per_token == 0) return 0;
-    return mean(samples_ts()) / (bandwidth / (double)bytes_per_token);
+    return mean(samples_ts()) / (bandwidth / (double)(bytes_per_token + kv_bytes_per_token));
   }
   static double mean(const std::vector<double>& v) {
     double s = 0;
@@ -87,7 +88,9 @@ class MarkdownTable {
     std::string names = "|", rule = "|";
     for (const auto& [name, width] : columns_) {
       names += cell(name, width);
-      rule += " " + std::string(std::abs(width) - 1, '-') + (width > 0 ? ":" : "-") + " |";
+      rule += ' ';
+      rule.append((size_t)std::abs(width) - 1, '-');
+      rule += width > 0 ? ": |" : "- |";
     }
     std::printf("%s\n%s\n", names.c_str(), rule.c_str());
   }
@@ -136,6 +139,7 @@ nlohmann::json to_json(const Result& r) {
   if (r.bandwidth > 0) {
     j["memory_bandwidth_bytes_per_s"] = r.bandwidth;
     j["bytes_per_token"] = r.bytes_per_token;
+    j["kv_bytes_per_token"] = r.kv_bytes_per_token;
     if (r.n_gen > 0) j["roofline_fraction"] = r.roofline_fraction();
   }
   return j;
@@ -291,6 +295,11 @@ int cmd_bench(int argc, char** argv) {
             r.n_prompt = n_prompt;
             r.n_gen = n_gen;
             r.n_depth = depth;
+            if (n_gen > 0) {  // the token at position p reads the keys and values of positions 0..p
+              const ModelConfig& c = model->config();
+              const uint64_t per_position = 2 * (uint64_t)(c.n_layer * c.n_head_kv * c.head_dim) * (o.kv_f32 ? 4 : 2);
+              r.kv_bytes_per_token = per_position * (uint64_t)(depth + (n_gen + 1) / 2);
+            }
             if (o.roofline) r.bandwidth = bandwidth[(int)threads];
             ContextParams cp;
             cp.n_ctx = depth + n_prompt + n_gen;
@@ -323,7 +332,7 @@ int cmd_bench(int argc, char** argv) {
   }
   if (o.output == "json") std::printf("%s\n", json.dump(2).c_str());
   else if (o.roofline) {
-    std::printf("\nroofline = tg t/s / (memory read bandwidth / weight bytes read per token); bandwidth:");
+    std::printf("\nroofline = tg t/s / (memory read bandwidth / bytes read per token: weights + KV cache at that depth); bandwidth:");
     for (auto [n, bw] : bandwidth) std::printf(" %.2f GB/s (%d threads)", bw / 1e9, n);
     std::printf("\n");
   }
