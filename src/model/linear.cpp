@@ -17,15 +17,24 @@ AlignedBytes allocate_aligned(size_t bytes, bool zero) {
 
 namespace {
 
-// Rows per task: long contiguous row ranges keep each thread's weight stream prefetchable (measured
-// on 2B4T generation, 2 threads: 36.5 tok/s with 2 tasks per thread, 34.5 with 8, 33.2 with 16),
-// and two per thread still let a thread that gets ahead take over. Multiples of 16 rows keep the
-// SIMD kernels on full row groups.
-int64_t rows_per_task(int64_t rows, int threads) {
-  const int64_t target_tasks = (int64_t)threads * 2;
-  int64_t r = (rows + target_tasks - 1) / target_tasks;
-  r = (r + 15) / 16 * 16;
-  return std::max<int64_t>(r, 16);
+// Row tasks of one matrix as boundaries (task i covers rows [b[i], b[i+1])), in multiples of 16
+// rows (full SIMD row groups). Long contiguous ranges keep each thread's weight stream
+// prefetchable (2B4T generation, 2 threads: 36.5 tok/s with 2 equal tasks per thread, 34.5 with 8).
+// One token's products are split largest first ("guided"): each task takes 1/(2 * threads) of the
+// rows not yet assigned, at least 64; threads claim tasks in order, so each starts on a long range
+// and the small tasks at the end let a thread that got ahead take over from one the shared machine
+// slowed (40.2 vs 40.0 tok/s F16 head, 65-69 vs 55-60 Q6_K head). Batches, whose token blocks
+// already make many tasks, get two equal tasks per thread.
+std::vector<int64_t> row_tasks(int64_t rows, int threads, bool guided) {
+  std::vector<int64_t> bounds{0};
+  const int64_t equal = std::max<int64_t>(16, ((rows + 2 * threads - 1) / (2 * threads) + 15) / 16 * 16);
+  for (int64_t start = 0; start < rows;) {
+    int64_t n = equal;
+    if (guided) n = std::max<int64_t>(64, ((rows - start) / (2 * (int64_t)threads) + 15) / 16 * 16);
+    start = std::min(rows, start + n);
+    bounds.push_back(start);
+  }
+  return bounds;
 }
 
 // Tokens per task block: keeps one block's activations within L2 while weights stream once per block.
@@ -55,19 +64,19 @@ void ternary_matmul(std::initializer_list<LinearOutput> parts, const QuantizedAc
   struct Part {
     const Linear* w;
     float* y;
-    int64_t rows_per_task, first_task;
+    std::vector<int64_t> bounds;
+    int64_t first_task;
   };
   std::vector<Part> plan;
-  int64_t row_tasks = 0;
+  int64_t row_task_count = 0;
   for (const LinearOutput& p : parts) {
-    const int64_t rpt = rows_per_task(p.w->out, pool.size());
-    plan.push_back({p.w, p.y, rpt, row_tasks});
-    row_tasks += (p.w->out + rpt - 1) / rpt;
+    plan.push_back({p.w, p.y, row_tasks(p.w->out, pool.size(), a.n == 1), row_task_count});
+    row_task_count += (int64_t)plan.back().bounds.size() - 1;
   }
   const Kernels& kn = kernels();
   const int64_t token_tasks = (a.n + kTokenBlock - 1) / kTokenBlock;
-  pool.parallel_for(row_tasks * token_tasks, [&](int64_t task) {
-    const int64_t rt = task % row_tasks, tt = task / row_tasks;
+  pool.parallel_for(row_task_count * token_tasks, [&](int64_t task) {
+    const int64_t rt = task % row_task_count, tt = task / row_task_count;
     size_t pi = 0;
     while (pi + 1 < plan.size() && plan[pi + 1].first_task <= rt) ++pi;
     const Part& p = plan[pi];
@@ -85,8 +94,8 @@ void ternary_matmul(std::initializer_list<LinearOutput> parts, const QuantizedAc
     args.n_tokens = t1 - t0;
     args.y = p.y + t0 * w.out;
     args.y_stride = (size_t)w.out;
-    args.m0 = (rt - p.first_task) * p.rows_per_task;
-    args.m1 = std::min(w.out, args.m0 + p.rows_per_task);
+    args.m0 = p.bounds[(size_t)(rt - p.first_task)];
+    args.m1 = p.bounds[(size_t)(rt - p.first_task) + 1];
     kn.ternary_gemm(args);
   });
 }
@@ -107,8 +116,8 @@ bool head_kernel_type(TensorType t, int64_t k, HeadType& out) {
 }  // namespace
 
 void float_matmul(const Linear& w, const float* x, int64_t n, float* y, ThreadPool& pool) {
-  const int64_t rpt = rows_per_task(w.out, pool.size());
-  const int64_t tasks = (w.out + rpt - 1) / rpt;
+  const std::vector<int64_t> bounds = row_tasks(w.out, pool.size(), n == 1);
+  const int64_t tasks = (int64_t)bounds.size() - 1;
   HeadType head_type;
   if (head_kernel_type(w.type, w.in, head_type)) {
     // F16 rows take the float activations as they are; Q8_0 / Q6_K take them quantized per block,
@@ -132,15 +141,15 @@ void float_matmul(const Linear& w, const float* x, int64_t n, float* y, ThreadPo
       args.n_tokens = n;
       args.y = y;
       args.y_stride = (size_t)w.out;
-      args.m0 = task * rpt;
-      args.m1 = std::min(w.out, args.m0 + rpt);
+      args.m0 = bounds[(size_t)task];
+      args.m1 = bounds[(size_t)task + 1];
       head_gemm(head_type, args);
     });
   } else {
     // Other types (F32, BF16, Q4_0, ...): each row once as floats, dotted with every token.
     const Kernels& kn = kernels();
     pool.parallel_for(tasks, [&](int64_t task) {
-      const int64_t m0 = task * rpt, m1 = std::min(w.out, m0 + rpt);
+      const int64_t m0 = bounds[(size_t)task], m1 = bounds[(size_t)task + 1];
       thread_local std::vector<float> row;
       for (int64_t m = m0; m < m1; ++m) {
         const uint8_t* src = w.data + (size_t)m * w.row_bytes;
