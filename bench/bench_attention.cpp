@@ -3,6 +3,7 @@
 // what one generated token costs per (layer, KV head) at depth 4096; bytes/s counts cache bytes.
 #include <benchmark/benchmark.h>
 
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -60,6 +61,29 @@ void bench_values(benchmark::State& state, const AttentionKernels* ak) {
   set_counters(state);
 }
 
+// The same over a Q8_0 cache (int8 + one f32 scale per 32 values; the key and value layouts have
+// the same size, so one random buffer serves both).
+void bench_q8(benchmark::State& state, const AttentionKernels* ak, bool values) {
+  Inputs in = make_inputs();
+  std::vector<uint8_t> cache((size_t)kPositions * q8_value_row_bytes(kHeadDim));
+  std::mt19937 rng(2);
+  for (size_t i = 0; i < cache.size(); i += 4) {
+    const float scale = 0.01f;
+    const uint32_t r = (uint32_t)rng();
+    std::memcpy(&cache[i], &r, 4);
+    if (i % q8_value_row_bytes(kHeadDim) >= (size_t)kHeadDim) std::memcpy(&cache[i], &scale, 4);  // sane scales
+  }
+  for (auto& s : in.scores) s = 1.0f / kPositions;
+  for (auto _ : state) {
+    if (values) ak->values_q8(cache.data(), kPositions, kHeadDim, in.scores.data(), kGroup, in.out.data());
+    else ak->scores_q8(cache.data(), kPositions, kHeadDim, in.q.data(), kGroup, 0.088f, in.scores.data());
+    benchmark::DoNotOptimize(in.out.data());
+    benchmark::DoNotOptimize(in.scores.data());
+  }
+  state.counters["bytes/s"] =
+      benchmark::Counter((double)state.iterations() * (double)cache.size(), benchmark::Counter::kIsRate);
+}
+
 void bench_exp_sum(benchmark::State& state, const AttentionKernels* ak) {
   std::vector<float> source((size_t)(kGroup * kPositions)), x(source.size());
   for (size_t i = 0; i < source.size(); ++i) source[i] = -(float)(i % 97) * 0.1f;
@@ -78,6 +102,8 @@ int register_benchmarks() {
     benchmark::RegisterBenchmark(("attention_scores_d4096/" + name).c_str(), bench_scores, ak);
     benchmark::RegisterBenchmark(("attention_values_d4096/" + name).c_str(), bench_values, ak);
     benchmark::RegisterBenchmark(("attention_exp_sum/" + name).c_str(), bench_exp_sum, ak);
+    benchmark::RegisterBenchmark(("attention_scores_q8_d4096/" + name).c_str(), bench_q8, ak, false);
+    benchmark::RegisterBenchmark(("attention_values_q8_d4096/" + name).c_str(), bench_q8, ak, true);
   }
   return 0;
 }

@@ -57,10 +57,17 @@ class Model {
   virtual uint64_t bytes_per_token() const = 0;
 };
 
+// Storage of the KV cache: f16 (default), f32, or q8_0 (int8 with one scale per 32 values: half
+// the bytes of f16, for long contexts; not lossless).
+enum class KvType { F16, F32, Q8_0 };
+const char* kv_type_name(KvType t);
+// "f16" / "f32" / "q8_0" (llama.cpp's -ctk/-ctv spellings); throws bitnet::Error otherwise.
+KvType parse_kv_type(const std::string& name);
+
 struct ContextParams {
   int n_ctx = 0;         // 0: the model's training context
   int n_seq = 1;         // sequences (KV slots)
-  bool kv_f32 = false;   // KV cache in f32 instead of f16
+  KvType kv_type = KvType::F16;
   int n_threads = 0;     // 0: physical cores
   int n_batch = 512;     // tokens per forward pass; larger batches are split
 };

@@ -118,8 +118,8 @@ float exp_sum(float* x, int64_t n, float max) {
 // Values go in blocks of positions: the first column pass over a block brings its rows into L1 for
 // the other passes and prefetches the next block's rows.
 constexpr int64_t kValueBlock = 64;
-inline void prefetch_row(const uint16_t* row, int64_t hd) {
-  for (int64_t b = 0; b < hd * 2; b += 64) _mm_prefetch((const char*)row + b, _MM_HINT_T0);
+inline void prefetch_bytes(const void* p, size_t bytes) {
+  for (size_t b = 0; b < bytes; b += 64) _mm_prefetch((const char*)p + b, _MM_HINT_T0);
 }
 
 // Weighted value rows for NQ query heads over C full 8-lane columns starting at d0: every value
@@ -133,7 +133,7 @@ void values_columns(const uint16_t* v, int64_t n, int64_t hd, const float* w, in
     for (int c = 0; c < C; ++c) acc[j][c] = _mm256_loadu_ps(out + j * hd + d0 + 8 * c);
   for (int64_t t = 0; t < n; ++t) {
     const uint16_t* row = v + t * hd + d0;
-    if (d0 == 0) prefetch_row(v + (t + kValueBlock) * hd, hd);
+    if (d0 == 0) prefetch_bytes(v + (t + kValueBlock) * hd, (size_t)hd * 2);
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) {
       const __m256 kv = load_f16(row + 8 * c);
@@ -173,8 +173,122 @@ void values_f16(const uint16_t* v, int64_t n_pos, int64_t hd, const float* w, in
   }
 }
 
+// ---- Q8_0 cache ----
+
+inline __m256 load_i8(const uint8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)p)));
+}
+
+// As scores_tile, per 32-dimension block: the block's dot products, then times its scales.
+template <int NQ>
+void scores_tile_q8(const uint8_t* tile, int64_t hd, const float* q, float scale, float* scores, int64_t n_pos,
+                    int64_t valid) {
+  constexpr int S = NQ == 1 ? 2 : 1;
+  const float* scales = reinterpret_cast<const float*>(tile + kKeyTile * hd);
+  __m256 total[NQ][2];
+  for (auto& x : total) x[0] = x[1] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < hd / kQ8Block; ++b) {
+    __m256 part[NQ][S][2];
+    for (auto& p : part)
+      for (auto& x : p) x[0] = x[1] = _mm256_setzero_ps();
+    for (int64_t d = b * kQ8Block; d < (b + 1) * kQ8Block; d += S)
+#pragma GCC unroll 2
+      for (int s = 0; s < S; ++s) {
+        const uint8_t* p = tile + (d + s) * kKeyTile;
+        const __m256 lo = load_i8(p), hi = load_i8(p + 8);
+#pragma GCC unroll 4
+        for (int j = 0; j < NQ; ++j) {
+          const __m256 qd = _mm256_set1_ps(q[j * hd + d + s]);
+          part[j][s][0] = _mm256_fmadd_ps(qd, lo, part[j][s][0]);
+          part[j][s][1] = _mm256_fmadd_ps(qd, hi, part[j][s][1]);
+        }
+      }
+    const __m256 s_lo = _mm256_loadu_ps(scales + b * kKeyTile), s_hi = _mm256_loadu_ps(scales + b * kKeyTile + 8);
+    for (int j = 0; j < NQ; ++j) {
+      __m256 lo = part[j][0][0], hi = part[j][0][1];
+      for (int s = 1; s < S; ++s) lo = _mm256_add_ps(lo, part[j][s][0]), hi = _mm256_add_ps(hi, part[j][s][1]);
+      total[j][0] = _mm256_fmadd_ps(lo, s_lo, total[j][0]);
+      total[j][1] = _mm256_fmadd_ps(hi, s_hi, total[j][1]);
+    }
+  }
+  const __m256 vscale = _mm256_set1_ps(scale);
+  for (int j = 0; j < NQ; ++j) {
+    alignas(32) float tmp[kKeyTile];
+    _mm256_store_ps(tmp, _mm256_mul_ps(total[j][0], vscale));
+    _mm256_store_ps(tmp + 8, _mm256_mul_ps(total[j][1], vscale));
+    std::copy_n(tmp, valid, scores + j * n_pos);
+  }
+}
+
+template <int NQ>
+void scores_block_q8(const uint8_t* k, int64_t n_pos, int64_t hd, const float* q, float scale, float* scores) {
+  for (int64_t t = 0; t < n_pos; t += kKeyTile)
+    scores_tile_q8<NQ>(k + t / kKeyTile * q8_key_tile_bytes(hd), hd, q, scale, scores + t, n_pos,
+                       std::min(kKeyTile, n_pos - t));
+}
+
+void scores_q8(const uint8_t* k, int64_t n_pos, int64_t hd, const float* q, int64_t n_q, float scale, float* scores) {
+  for (int64_t j0 = 0; j0 < n_q; j0 += kQueryBlock) {
+    const float* qj = q + j0 * hd;
+    float* sj = scores + j0 * n_pos;
+    switch (std::min<int64_t>(kQueryBlock, n_q - j0)) {
+      case 1: scores_block_q8<1>(k, n_pos, hd, qj, scale, sj); break;
+      case 2: scores_block_q8<2>(k, n_pos, hd, qj, scale, sj); break;
+      case 3: scores_block_q8<3>(k, n_pos, hd, qj, scale, sj); break;
+      default: scores_block_q8<4>(k, n_pos, hd, qj, scale, sj); break;
+    }
+  }
+}
+
+// As values_columns over C 8-lane columns (hd is a multiple of 32, so columns are whole).
+template <int NQ, int C>
+void values_columns_q8(const uint8_t* v, int64_t n, int64_t hd, const float* w, int64_t n_pos, float* out,
+                       int64_t d0) {
+  const size_t row_bytes = q8_value_row_bytes(hd);
+  __m256 acc[NQ][C];
+  for (int j = 0; j < NQ; ++j)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) acc[j][c] = _mm256_loadu_ps(out + j * hd + d0 + 8 * c);
+  for (int64_t t = 0; t < n; ++t) {
+    const uint8_t* row = v + t * row_bytes;
+    const float* scales = reinterpret_cast<const float*>(row + hd);
+    if (d0 == 0) prefetch_bytes(v + (t + kValueBlock) * row_bytes, row_bytes);
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) {
+      const __m256 kv = _mm256_mul_ps(load_i8(row + d0 + 8 * c), _mm256_set1_ps(scales[(d0 + 8 * c) / kQ8Block]));
+#pragma GCC unroll 4
+      for (int j = 0; j < NQ; ++j) acc[j][c] = _mm256_fmadd_ps(_mm256_set1_ps(w[j * n_pos + t]), kv, acc[j][c]);
+    }
+  }
+  for (int j = 0; j < NQ; ++j)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) _mm256_storeu_ps(out + j * hd + d0 + 8 * c, acc[j][c]);
+}
+
+template <int NQ, int C>
+void values_block_q8(const uint8_t* v, int64_t n_pos, int64_t hd, const float* w, float* out) {
+  const size_t row_bytes = q8_value_row_bytes(hd);
+  for (int64_t t0 = 0; t0 < n_pos; t0 += kValueBlock) {
+    const int64_t n = std::min(kValueBlock, n_pos - t0);
+    for (int64_t d0 = 0; d0 < hd; d0 += 8 * C) values_columns_q8<NQ, C>(v + t0 * row_bytes, n, hd, w + t0, n_pos, out, d0);
+  }
+}
+
+void values_q8(const uint8_t* v, int64_t n_pos, int64_t hd, const float* w, int64_t n_q, float* out) {
+  for (int64_t j0 = 0; j0 < n_q; j0 += kQueryBlock) {
+    const float* wj = w + j0 * n_pos;
+    float* oj = out + j0 * hd;
+    switch (std::min<int64_t>(kQueryBlock, n_q - j0)) {  // C columns divide the 4 of a 32-value block
+      case 1: values_block_q8<1, 4>(v, n_pos, hd, wj, oj); break;
+      case 2: values_block_q8<2, 4>(v, n_pos, hd, wj, oj); break;
+      case 3: values_block_q8<3, 2>(v, n_pos, hd, wj, oj); break;
+      default: values_block_q8<4, 2>(v, n_pos, hd, wj, oj); break;
+    }
+  }
+}
+
 }  // namespace
 
-const AttentionKernels kAvx2AttentionKernels = {Isa::AVX2, scores_f16, exp_sum, values_f16};
+const AttentionKernels kAvx2AttentionKernels = {Isa::AVX2, scores_f16, exp_sum, values_f16, scores_q8, values_q8};
 
 }  // namespace bitnet::kernels_impl

@@ -76,27 +76,46 @@ class ContextImpl final : public Context {
   void rope_angles(const int32_t* pos, int64_t n);
   // Rotates v (n_heads heads) by the angles of batch token i.
   void rope(float* v, int64_t n_heads, int64_t i) const;
-  // The cache of (sequence, layer, KV head): cache_rows_ positions of head_dim values, f16 or f32,
-  // so that attention streams one head's positions contiguously. Values are rows; keys are tiles
-  // (key_index in attention_kernels.h).
-  uint8_t* kv_head(AlignedBytes& cache, int s, int64_t l, int64_t h) {
-    return cache.get() + (((size_t)s * m_.cfg.n_layer + l) * m_.cfg.n_head_kv + h) * cache_rows_ * head_row_bytes_;
+  // The cache of (sequence, layer, KV head): n_ctx positions (whole key tiles) of head_dim values
+  // (f16, f32 or Q8_0), so that attention streams one head's positions contiguously. Values are rows; keys are
+  // tiles of kKeyTile positions (layouts in attention_kernels.h).
+  uint8_t* k_head(int s, int64_t l, int64_t h) {
+    return k_cache_.get() + (((size_t)s * m_.cfg.n_layer + l) * m_.cfg.n_head_kv + h) * head_bytes_;
+  }
+  uint8_t* v_head(int s, int64_t l, int64_t h) {
+    return v_cache_.get() + (((size_t)s * m_.cfg.n_layer + l) * m_.cfg.n_head_kv + h) * head_bytes_;
   }
   // Stores the kv_dim keys and values of one token at position p.
   void store_kv(const float* keys, const float* values, int s, int64_t l, int64_t p) {
     const int64_t hd = m_.cfg.head_dim;
-    thread_local std::vector<uint16_t> key_row;  // one head's key in f16 before it is spread over its tile
-    key_row.resize((size_t)hd);
+    thread_local std::vector<uint16_t> key_f16;  // one head's key before it is spread over its tile
+    thread_local std::vector<int8_t> key_q8;
+    thread_local std::vector<float> key_scales;
     for (int64_t h = 0; h < m_.cfg.n_head_kv; ++h) {
-      uint8_t* k = kv_head(k_cache_, s, l, h);
-      uint8_t* v = kv_head(v_cache_, s, l, h) + (size_t)p * head_row_bytes_;
-      if (kv_f32_) {
-        for (int64_t d = 0; d < hd; ++d) reinterpret_cast<float*>(k)[key_index(p, d, hd)] = keys[h * hd + d];
-        std::memcpy(v, values + h * hd, head_row_bytes_);
-      } else {
-        kernels().fp32_to_fp16_row(keys + h * hd, key_row.data(), hd);
-        for (int64_t d = 0; d < hd; ++d) reinterpret_cast<uint16_t*>(k)[key_index(p, d, hd)] = key_row[(size_t)d];
-        kernels().fp32_to_fp16_row(values + h * hd, reinterpret_cast<uint16_t*>(v), hd);
+      uint8_t* tile = k_head(s, l, h) + (size_t)(p / kKeyTile) * key_tile_bytes_;
+      uint8_t* v = v_head(s, l, h) + (size_t)p * value_row_bytes_;
+      const float* key = keys + h * hd;
+      const int64_t lane = p % kKeyTile;
+      switch (kv_type_) {
+        case KvType::F32:
+          for (int64_t d = 0; d < hd; ++d) reinterpret_cast<float*>(tile)[d * kKeyTile + lane] = key[d];
+          std::memcpy(v, values + h * hd, value_row_bytes_);
+          break;
+        case KvType::F16:
+          key_f16.resize((size_t)hd);
+          kernels().fp32_to_fp16_row(key, key_f16.data(), hd);
+          for (int64_t d = 0; d < hd; ++d) reinterpret_cast<uint16_t*>(tile)[d * kKeyTile + lane] = key_f16[(size_t)d];
+          kernels().fp32_to_fp16_row(values + h * hd, reinterpret_cast<uint16_t*>(v), hd);
+          break;
+        case KvType::Q8_0:
+          key_q8.resize((size_t)hd);
+          key_scales.resize((size_t)(hd / kQ8Block));
+          quantize_q8_blocks(key, hd, key_q8.data(), key_scales.data());
+          for (int64_t d = 0; d < hd; ++d) tile[d * kKeyTile + lane] = (uint8_t)key_q8[(size_t)d];
+          for (int64_t b = 0; b < hd / kQ8Block; ++b)
+            std::memcpy(tile + kKeyTile * hd + (b * kKeyTile + lane) * 4, &key_scales[(size_t)b], 4);
+          quantize_q8_blocks(values + h * hd, hd, reinterpret_cast<int8_t*>(v), reinterpret_cast<float*>(v + hd));
+          break;
       }
     }
   }
@@ -104,10 +123,11 @@ class ContextImpl final : public Context {
   const ModelImpl& m_;
   ThreadPool pool_;
   int n_ctx_, n_seq_, n_batch_;
-  int64_t cache_rows_;  // n_ctx rounded up to whole key tiles
-  bool kv_f32_;
+  KvType kv_type_;
   int64_t q_dim_, kv_dim_;
-  size_t head_row_bytes_, kv_bytes_;
+  // Bytes of one key tile, of one value row, and of one head's keys (or values) for the whole
+  // context rounded up to whole tiles.
+  size_t key_tile_bytes_, value_row_bytes_, head_bytes_, kv_bytes_;
   std::vector<float> partial_;  // attention partial results per (token, KV head, chunk)
   AlignedBytes k_cache_, v_cache_;
   std::vector<int32_t> seq_len_;
@@ -128,12 +148,22 @@ ContextImpl::ContextImpl(const ModelImpl& m, const ContextParams& p)
   n_batch_ = p.n_batch;
   if (n_seq_ < 1 || n_seq_ > 1024) throw Error("n_seq " + std::to_string(n_seq_) + " out of range [1, 1024]");
   if (n_batch_ < 1) throw Error("batch size must be positive");
-  kv_f32_ = p.kv_f32;
+  kv_type_ = p.kv_type;
   q_dim_ = c.n_head * c.head_dim;
   kv_dim_ = c.n_head_kv * c.head_dim;
-  head_row_bytes_ = (size_t)c.head_dim * (kv_f32_ ? 4 : 2);
-  cache_rows_ = (n_ctx_ + kKeyTile - 1) / kKeyTile * kKeyTile;
-  kv_bytes_ = 2 * (size_t)n_seq_ * c.n_layer * cache_rows_ * c.n_head_kv * head_row_bytes_;
+  if (kv_type_ == KvType::Q8_0 && c.head_dim % kQ8Block != 0)
+    throw Error("a q8_0 KV cache needs a head size that is a multiple of 32; this model's is " +
+                std::to_string(c.head_dim) + " (use f16)");
+  const int64_t tiles = (n_ctx_ + kKeyTile - 1) / kKeyTile;
+  if (kv_type_ == KvType::Q8_0) {
+    key_tile_bytes_ = q8_key_tile_bytes(c.head_dim);
+    value_row_bytes_ = q8_value_row_bytes(c.head_dim);
+  } else {
+    value_row_bytes_ = (size_t)c.head_dim * (kv_type_ == KvType::F32 ? 4 : 2);
+    key_tile_bytes_ = kKeyTile * value_row_bytes_;
+  }
+  head_bytes_ = std::max((size_t)tiles * key_tile_bytes_, (size_t)(tiles * kKeyTile) * value_row_bytes_);
+  kv_bytes_ = 2 * (size_t)n_seq_ * c.n_layer * c.n_head_kv * head_bytes_;
   const uint64_t ram = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
   if (n_ctx_ < 1 || kv_bytes_ > ram)
     throw Error("a KV cache for a context of " + std::to_string(n_ctx_) + " tokens x " + std::to_string(n_seq_) +
@@ -233,21 +263,24 @@ void ContextImpl::attention(int64_t layer, const int32_t* pos, const int32_t* se
       return;
     }
     const float* q = q_.data() + i * q_dim_ + kvh * group * hd;  // the group's query heads
-    const uint8_t* k = kv_head(k_cache_, seq[i], layer, kvh) + (size_t)t0 * head_row_bytes_;
-    const uint8_t* v = kv_head(v_cache_, seq[i], layer, kvh) + (size_t)t0 * head_row_bytes_;
+    const uint8_t* k = k_head(seq[i], layer, kvh) + (size_t)(t0 / kKeyTile) * key_tile_bytes_;
+    const uint8_t* v = v_head(seq[i], layer, kvh) + (size_t)t0 * value_row_bytes_;
     thread_local std::vector<float> scores, out_acc;
     scores.resize((size_t)(group * len));
     out_acc.assign((size_t)(group * hd), 0.f);
-    if (kv_f32_) {
-      const float* kf = reinterpret_cast<const float*>(k);
-      for (int64_t j = 0; j < group; ++j)
-        for (int64_t t = 0; t < len; ++t) {
-          float d = 0;
-          for (int64_t x = 0; x < hd; ++x) d += q[j * hd + x] * kf[key_index(t, x, hd)];
-          scores[(size_t)(j * len + t)] = d * scale;
-        }
-    } else {
-      ak.scores_f16(reinterpret_cast<const uint16_t*>(k), len, hd, q, group, scale, scores.data());
+    switch (kv_type_) {
+      case KvType::F32: {
+        const float* kf = reinterpret_cast<const float*>(k);
+        for (int64_t j = 0; j < group; ++j)
+          for (int64_t t = 0; t < len; ++t) {
+            float d = 0;
+            for (int64_t x = 0; x < hd; ++x) d += q[j * hd + x] * kf[key_index(t, x, hd)];
+            scores[(size_t)(j * len + t)] = d * scale;
+          }
+        break;
+      }
+      case KvType::F16: ak.scores_f16(reinterpret_cast<const uint16_t*>(k), len, hd, q, group, scale, scores.data()); break;
+      case KvType::Q8_0: ak.scores_q8(k, len, hd, q, group, scale, scores.data()); break;
     }
     for (int64_t j = 0; j < group; ++j) {
       float* sj = scores.data() + j * len;
@@ -255,13 +288,16 @@ void ContextImpl::attention(int64_t layer, const int32_t* pos, const int32_t* se
       out[j * part] = mx;
       out[j * part + 1] = ak.exp_sum(sj, len, mx);
     }
-    if (kv_f32_) {
-      const float* vf = reinterpret_cast<const float*>(v);
-      for (int64_t j = 0; j < group; ++j)
-        for (int64_t t = 0; t < len; ++t)
-          for (int64_t x = 0; x < hd; ++x) out_acc[(size_t)(j * hd + x)] += scores[(size_t)(j * len + t)] * vf[t * hd + x];
-    } else {
-      ak.values_f16(reinterpret_cast<const uint16_t*>(v), len, hd, scores.data(), group, out_acc.data());
+    switch (kv_type_) {
+      case KvType::F32: {
+        const float* vf = reinterpret_cast<const float*>(v);
+        for (int64_t j = 0; j < group; ++j)
+          for (int64_t t = 0; t < len; ++t)
+            for (int64_t x = 0; x < hd; ++x) out_acc[(size_t)(j * hd + x)] += scores[(size_t)(j * len + t)] * vf[t * hd + x];
+        break;
+      }
+      case KvType::F16: ak.values_f16(reinterpret_cast<const uint16_t*>(v), len, hd, scores.data(), group, out_acc.data()); break;
+      case KvType::Q8_0: ak.values_q8(v, len, hd, scores.data(), group, out_acc.data()); break;
     }
     for (int64_t j = 0; j < group; ++j) std::copy_n(out_acc.data() + j * hd, hd, out + j * part + 2);
   });
@@ -372,6 +408,21 @@ void ContextImpl::forward(const int32_t* tokens, const int32_t* pos, const int32
 
 std::unique_ptr<Context> Context::create(const Model& model, const ContextParams& params) {
   return std::make_unique<ContextImpl>(static_cast<const ModelImpl&>(model), params);
+}
+
+const char* kv_type_name(KvType t) {
+  switch (t) {
+    case KvType::F16: return "f16";
+    case KvType::F32: return "f32";
+    case KvType::Q8_0: return "q8_0";
+  }
+  return "?";
+}
+
+KvType parse_kv_type(const std::string& name) {
+  for (KvType t : {KvType::F16, KvType::F32, KvType::Q8_0})
+    if (name == kv_type_name(t)) return t;
+  throw Error("unsupported KV cache type '" + name + "' (f16, f32 or q8_0)");
 }
 
 }  // namespace bitnet

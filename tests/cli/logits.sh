@@ -14,6 +14,14 @@ fail() { echo "FAIL: $*"; exit 1; }
 "$BITNET" logits -m "$MODEL" --tokens 1,403,407,261,385 -o "$WORK/one.npy" -t 2 2>"$WORK/err" || fail "$(cat "$WORK/err")"
 "$BITNET" logits -m "$MODEL" --tokens 1,403,407,261,385 -o "$WORK/split.npy" -b 2 2>/dev/null || fail "-b 2"
 "$BITNET" logits -m "$MODEL" --tokens 1,403,407,261,385 -o "$WORK/kvf32.npy" --kv-f32 2>/dev/null || fail "--kv-f32"
+# stories260K's heads have 8 values: too small for q8_0 blocks of 32 (the model tests cover q8_0).
+if "$BITNET" logits -m "$MODEL" --tokens 1,2 -o "$WORK/q8.npy" -ctk q8_0 -ctv q8_0 2>"$WORK/err"; then fail "q8_0 with head size 8"; fi
+grep -q "^error: .*q8_0 KV cache needs a head size that is a multiple of 32; this model's is 8" "$WORK/err" ||
+  fail "q8_0 head size message: $(cat "$WORK/err")"
+if "$BITNET" logits -m "$MODEL" --tokens 1,2 -o "$WORK/mixed.npy" -ctk q8_0 -ctv f16 2>"$WORK/err"; then fail "accepted different K and V types"; fi
+grep -q "^error: .*-ctk q8_0 and -ctv f16" "$WORK/err" || fail "mixed KV types message: $(cat "$WORK/err")"
+if "$BITNET" logits -m "$MODEL" --tokens 1,2 -o "$WORK/bad.npy" -ctk q4_0 2>"$WORK/err"; then fail "accepted -ctk q4_0"; fi
+grep -q "^error: .*q4_0" "$WORK/err" || fail "bad KV type message: $(cat "$WORK/err")"
 "$BITNET" logits -m "$MODEL" -p "Once upon a time" -o "$WORK/prompt.npy" 2>/dev/null || fail "-p"
 "$BITNET" logits -m "$MODEL" -p "Once upon a time" --no-bos -o "$WORK/nobos.npy" 2>/dev/null || fail "--no-bos"
 
@@ -56,6 +64,7 @@ _, _, kvf32 = load("kvf32.npy")
 worst_kv = max(abs(a - b) for a, b in zip(one, kvf32))
 # f16 rounding of K and V moves logits of magnitude ~20 by ~1e-2 at most.
 assert 0 < worst_kv < 0.05, f"f32 KV differs from f16 KV by {worst_kv}"
+
 rp, _, prompt = load("prompt.npy")
 rn, _, nobos = load("nobos.npy")
 assert rp == rn + 1, (rp, rn)

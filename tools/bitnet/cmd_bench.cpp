@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "bitnet/attention_kernels.h"
 #include "bitnet/error.h"
 #include "bitnet/model.h"
 #include "bitnet/threadpool.h"
@@ -28,7 +29,7 @@ struct BenchOptions {
   std::vector<int64_t> n_prompt{512}, n_gen{128}, threads, batch{512}, depth{0};
   int repetitions = 5;
   std::string output = "md";
-  bool kv_f32 = false;
+  KvType kv_type = KvType::F16;
   bool roofline = false;
 };
 
@@ -244,10 +245,9 @@ int cmd_bench(int argc, char** argv) {
     if (v != "md" && v != "json") throw Error("option '-o': unsupported output format '" + v + "' (md or json)");
     o.output = v;
   });
-  t.value({"-ctk", "--cache-type-k"}, "TYPE", "KV cache type f16 (default) or f32", [&](const std::string& v) {
-    if (v != "f16" && v != "f32") throw Error("option '-ctk': unsupported KV cache type '" + v + "' (f16 or f32)");
-    o.kv_f32 = v == "f32";
-  });
+  auto kv_type = [&](const std::string& v) { o.kv_type = parse_kv_type(v); };  // K and V share one type
+  t.value({"-ctk", "--cache-type-k"}, "TYPE", "KV cache type: f16 (default), f32 or q8_0", kv_type);
+  t.value({"-ctv", "--cache-type-v"}, "TYPE", "KV cache type: f16 (default), f32 or q8_0", kv_type);
   t.value({"-ngl", "--n-gpu-layers"}, "N", "accepted for compatibility and ignored (CPU only)", [](const std::string&) {});
   t.flag({"--roofline"}, "add each tg result as a fraction of memory bandwidth / bytes per token", [&] { o.roofline = true; });
   std::vector<std::string> positional = t.parse(argc, argv);
@@ -297,7 +297,9 @@ int cmd_bench(int argc, char** argv) {
             r.n_depth = depth;
             if (n_gen > 0) {  // the token at position p reads the keys and values of positions 0..p
               const ModelConfig& c = model->config();
-              const uint64_t per_position = 2 * (uint64_t)(c.n_layer * c.n_head_kv * c.head_dim) * (o.kv_f32 ? 4 : 2);
+              const uint64_t per_head = o.kv_type == KvType::Q8_0 ? q8_value_row_bytes(c.head_dim)
+                                        : (uint64_t)c.head_dim * (o.kv_type == KvType::F32 ? 4 : 2);
+              const uint64_t per_position = 2 * (uint64_t)(c.n_layer * c.n_head_kv) * per_head;
               r.kv_bytes_per_token = per_position * (uint64_t)(depth + (n_gen + 1) / 2);
             }
             if (o.roofline) r.bandwidth = bandwidth[(int)threads];
@@ -305,7 +307,7 @@ int cmd_bench(int argc, char** argv) {
             cp.n_ctx = depth + n_prompt + n_gen;
             cp.n_threads = (int)threads;
             cp.n_batch = (int)n_batch;
-            cp.kv_f32 = o.kv_f32;
+            cp.kv_type = o.kv_type;
             std::unique_ptr<Context> ctx = Context::create(*model, cp);
             if (depth > 0) {
               std::fprintf(stderr, "bench: %s, %s, %d threads: filling %d cache positions\n", path.c_str(),

@@ -389,7 +389,7 @@ int cmd_generate(int argc, char** argv) {
                  (long long)c.n_layer, (long long)c.n_head, (long long)c.n_head_kv, (long long)c.n_ff,
                  (long long)c.n_ctx_train);
     std::fprintf(stderr, "context: n_ctx = %d | KV cache %.2f MiB (%s)\n", ctx->n_ctx(), ctx->kv_bytes() / 1048576.0,
-                 o.engine.kv_f32 ? "f32" : "f16");
+                 kv_type_name(o.engine.kv_type()));
   }
   std::fprintf(stderr, "%s\n", system_info_line(n_threads).c_str());
   Session session(*model, *ctx, o);

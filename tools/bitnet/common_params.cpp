@@ -18,16 +18,12 @@ void add_engine_options(OptionTable& t, EngineOptions& o) {
           [&o](const std::string& v) { o.n_ctx = (int)parse_int("--ctx-size", v, 0, 1 << 24); });
   t.value({"-b", "--batch-size"}, "N", "tokens per forward pass (default: 512)",
           [&o](const std::string& v) { o.n_batch = (int)parse_int("--batch-size", v, 1, 1 << 20); });
-  t.flag({"--kv-f32"}, "keep the KV cache in f32 (default: f16)", [&o] { o.kv_f32 = true; });
-  auto kv_type = [&o](const std::string& name) {
-    return [&o, name](const std::string& v) {
-      if (v == "f32") o.kv_f32 = true;
-      else if (v == "f16") o.kv_f32 = false;
-      else throw Error("option '" + name + "': unsupported KV cache type '" + v + "' (f16 or f32)");
-    };
-  };
-  t.value({"-ctk", "--cache-type-k"}, "TYPE", "KV cache type: f16 (default) or f32", kv_type("-ctk"));
-  t.value({"-ctv", "--cache-type-v"}, "TYPE", "KV cache type: f16 (default) or f32", kv_type("-ctv"));
+  t.flag({"--kv-f32"}, "keep the KV cache in f32 (same as -ctk f32 -ctv f32)",
+         [&o] { o.cache_type_k = o.cache_type_v = "f32"; });
+  t.value({"-ctk", "--cache-type-k"}, "TYPE", "KV cache type: f16 (default), f32 or q8_0 (K and V share it)",
+          [&o](const std::string& v) { o.cache_type_k = kv_type_name(parse_kv_type(v)); });
+  t.value({"-ctv", "--cache-type-v"}, "TYPE", "KV cache type: f16 (default), f32 or q8_0 (K and V share it)",
+          [&o](const std::string& v) { o.cache_type_v = kv_type_name(parse_kv_type(v)); });
   t.value({"-ngl", "--gpu-layers", "--n-gpu-layers"}, "N", "accepted for compatibility and ignored (CPU only)",
           [](const std::string&) {});
   t.value({"--tokenizer"}, "FILE", "tokenizer file to use instead of the GGUF's vocabulary",
@@ -49,10 +45,18 @@ std::unique_ptr<Model> load_model(const EngineOptions& o, bool progress) {
   return Model::load(o.model_path, lo);
 }
 
+KvType EngineOptions::kv_type() const {
+  if (!cache_type_k.empty() && !cache_type_v.empty() && cache_type_k != cache_type_v)
+    throw Error("options -ctk " + cache_type_k + " and -ctv " + cache_type_v +
+                ": the K and V caches share one type here; give the same type to both");
+  const std::string& name = !cache_type_k.empty() ? cache_type_k : cache_type_v;
+  return name.empty() ? KvType::F16 : parse_kv_type(name);
+}
+
 ContextParams context_params(const EngineOptions& o) {
   ContextParams p;
   p.n_ctx = o.n_ctx;
-  p.kv_f32 = o.kv_f32;
+  p.kv_type = o.kv_type();
   p.n_threads = resolve_threads(o.n_threads);
   p.n_batch = o.n_batch;
   return p;

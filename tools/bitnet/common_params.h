@@ -18,7 +18,9 @@ struct EngineOptions {
   int n_threads = 0;  // 0: physical cores
   int n_ctx = 0;      // 0: the model's
   int n_batch = 512;
-  bool kv_f32 = false;
+  // -ctk / -ctv as given ("" when not); both name one type, as K and V share it here.
+  std::string cache_type_k, cache_type_v;
+  KvType kv_type() const;  // throws when -ctk and -ctv differ or name an unknown type
 };
 
 // Registers -m, -t, -c, -b, --kv-f32, -ctk/-ctv, -ngl and --tokenizer (the spellings of llama.cpp).
