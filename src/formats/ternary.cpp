@@ -1,5 +1,6 @@
 // Ternary tensors as values in {-1, 0, +1} plus a scale: I2_S (bitnet.cpp) and TQ1_0 / TQ2_0
 // (upstream ggml), read and written in their on-disk layouts.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -49,13 +50,17 @@ float read_tq_row(TensorType t, const uint8_t* data, uint64_t ne0, uint64_t r, i
     const uint8_t* block = row + b * block_bytes;
     uint8_t codes[detail::kTernaryBlock];
     detail::tq_decode_codes(t, block, codes);
-    bool all_zero = true;
+    // Converted and checked in one branch-free (vectorisable) pass; errors are located afterwards.
+    uint8_t max_code = 0, all_zero = 1;
     for (int i = 0; i < detail::kTernaryBlock; ++i) {
-      if (codes[i] > 2)
-        throw Error(where(tensor_name, r) + ": TQ2_0 code 3 at value " +
-                    std::to_string(b * detail::kTernaryBlock + i) + " is not a ternary value");
       out[b * detail::kTernaryBlock + i] = (int8_t)(codes[i] - 1);
-      all_zero = all_zero && codes[i] == 1;
+      max_code = std::max(max_code, codes[i]);
+      all_zero &= (uint8_t)(codes[i] == 1);
+    }
+    if (max_code > 2) {
+      const int i = (int)(std::find_if(codes, codes + detail::kTernaryBlock, [](uint8_t c) { return c > 2; }) - codes);
+      throw Error(where(tensor_name, r) + ": TQ2_0 code 3 at value " + std::to_string(b * detail::kTernaryBlock + i) +
+                  " is not a ternary value");
     }
     const uint16_t bits = detail::tq_block_scale_bits(t, block);
     if (all_zero) continue;
