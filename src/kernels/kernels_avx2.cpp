@@ -14,6 +14,7 @@ namespace {
 // a block adds 4 of them, so 8 blocks stay below 32768.
 struct MaddubsDot {
   static constexpr int64_t kFlushBlocks = 8;
+  static constexpr int kGemmRows = 4, kGemmTokens = 2;  // 64-token GEMM: ~110 G MAC/s vs ~95 with 2 x 4
   [[gnu::always_inline]] static __m256i step(__m256i part, __m256i codes, __m256i act) {
     return _mm256_add_epi16(part, _mm256_maddubs_epi16(codes, act));
   }

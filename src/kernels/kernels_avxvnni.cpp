@@ -13,6 +13,7 @@ namespace {
 // row of up to 44M values cannot overflow and the partial sum never needs an early fold.
 struct VnniDot {
   static constexpr int64_t kFlushBlocks = std::numeric_limits<int64_t>::max();
+  static constexpr int kGemmRows = 2, kGemmTokens = 4;  // 64-token GEMM: ~175 G MAC/s vs ~145 with 4 x 2
   [[gnu::always_inline]] static __m256i step(__m256i part, __m256i codes, __m256i act) {
     return _mm256_dpbusd_avx_epi32(part, codes, act);
   }

@@ -24,7 +24,8 @@ constexpr int64_t kPrefetchTiles = 4;
 // Dot supplies the int8 step on unsigned codes (0..2) and signed activations:
 //   step(part, codes, act) -> part   adds the products of one run into a partial sum,
 //   widen(acc, part) -> acc          folds a partial sum into the i32 accumulator,
-//   kFlushBlocks                     blocks a partial sum may take before it must be folded.
+//   kFlushBlocks                     blocks a partial sum may take before it must be folded,
+//   kGemmRows, kGemmTokens           the tile for batches.
 template <class Dot, int Rows, int Tokens>
 void ternary_tile_256(const TernaryGemmArgs& a, int64_t m, int rows, int64_t n, int tokens) {
   const uint8_t* w[Rows];
@@ -79,13 +80,13 @@ void ternary_tile_256(const TernaryGemmArgs& a, int64_t m, int rows, int64_t n, 
           ternary_output(hsum_i32(acc[r][t]), a.act_sum[n + t], a.row_scale[m + r], a.act_scale[n + t]);
 }
 
-// One token: four rows per tile; prefill: 2 rows x 4 tokens.
+// One token: four rows per tile; prefill: the tile shape the Dot step measured fastest with.
 template <class Dot>
 void ternary_gemm_256(const TernaryGemmArgs& a) {
   if (a.n_tokens == 1)
     for_each_tile<4, 1>(a, ternary_tile_256<Dot, 4, 1>);
   else
-    for_each_tile<2, 4>(a, ternary_tile_256<Dot, 2, 4>);
+    for_each_tile<Dot::kGemmRows, Dot::kGemmTokens>(a, ternary_tile_256<Dot, Dot::kGemmRows, Dot::kGemmTokens>);
 }
 
 }  // namespace
