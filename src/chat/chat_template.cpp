@@ -110,7 +110,9 @@ std::string render_llama2(const std::vector<ChatMessage>& messages) {
       pending_system.clear();
       first_turn = false;
     } else if (m.role == "assistant") {
-      out += " " + trim(m.content) + " </s>";
+      out += ' ';
+      out += trim(m.content);
+      out += " </s>";
     }
   }
   // A system message with no user turn after it still reaches the model, as an open turn.

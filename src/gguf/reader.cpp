@@ -41,7 +41,12 @@ std::string printable(std::string_view s) {
   return out;
 }
 
-std::string quoted(std::string_view s) { return "'" + printable(s) + "'"; }
+std::string quoted(std::string_view s) {
+  std::string out = "'";  // appended, not "'" + ...: GCC 12 warns falsely (-Wrestrict) on that form
+  out += printable(s);
+  out += '\'';
+  return out;
+}
 
 std::string dims_text(const uint64_t* ne, int n_dims) {
   std::string out = "{";
