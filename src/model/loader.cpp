@@ -147,10 +147,23 @@ void Loader::pack_ternary(const gguf::TensorInfo& t, TensorType type, Linear& li
     if (!std::isfinite(s)) fail("tensor '" + t.name + "' has a non-finite scale");
 }
 
+// Faults a new buffer's pages in with one call (Linux >= 5.14; elsewhere they fault on first
+// write): one page fault per 4 KiB page was most of a TQ file's repacking time.
+void populate(uint8_t* p, size_t bytes) {
+#ifdef MADV_POPULATE_WRITE
+  const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  const uintptr_t begin = ((uintptr_t)p + page - 1) / page * page, end = ((uintptr_t)p + bytes) / page * page;
+  if (end > begin) madvise((void*)begin, end - begin, MADV_POPULATE_WRITE);
+#else
+  (void)p, (void)bytes;
+#endif
+}
+
 void Loader::repack_ternary(const gguf::TensorInfo& t, TensorType type, Linear& lin) {
   lin.stride = ternary_row_stride(lin.in);
   lin.packed = allocate_aligned(lin.stride * (size_t)lin.out, false);
   lin.weights = lin.packed.get();
+  populate(lin.packed.get(), lin.stride * (size_t)lin.out);
   lin.row_scale.assign((size_t)lin.out, 0.f);
   std::atomic<bool> failed{false};
   std::string error;
