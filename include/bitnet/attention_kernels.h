@@ -25,8 +25,9 @@ constexpr int64_t key_index(int64_t t, int64_t d, int64_t hd) {
 }
 
 constexpr int64_t kQ8Block = 32;
-constexpr size_t q8_key_tile_bytes(int64_t hd) { return (size_t)(kKeyTile * hd + kKeyTile * (hd / kQ8Block) * 4); }
 constexpr size_t q8_value_row_bytes(int64_t hd) { return (size_t)(hd + hd / kQ8Block * 4); }
+// A tile's int8 values and scales take as many bytes as its positions' value rows.
+constexpr size_t q8_key_tile_bytes(int64_t hd) { return (size_t)kKeyTile * q8_value_row_bytes(hd); }
 // q[i] = nearbyint(x[i] / s), s = absmax / 127 of each block of 32 values (0 for an all-zero
 // block): n values (a multiple of 32) into n int8 and n / 32 scales.
 void quantize_q8_blocks(const float* x, int64_t n, int8_t* q, float* scales);

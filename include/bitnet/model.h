@@ -99,6 +99,9 @@ class Context {
   virtual int n_ctx() const = 0;
   virtual int n_seq() const = 0;
   virtual size_t kv_bytes() const = 0;
+  // Bytes the keys and values of one position take over all layers and KV heads (what generating a
+  // token reads per cached position).
+  virtual size_t kv_bytes_per_position() const = 0;
   virtual ThreadPool& threads() = 0;
 };
 

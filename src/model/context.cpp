@@ -66,6 +66,9 @@ class ContextImpl final : public Context {
   int n_ctx() const override { return n_ctx_; }
   int n_seq() const override { return n_seq_; }
   size_t kv_bytes() const override { return kv_bytes_; }
+  size_t kv_bytes_per_position() const override {
+    return 2 * (size_t)(m_.cfg.n_layer * m_.cfg.n_head_kv) * value_row_bytes_;
+  }
   ThreadPool& threads() override { return pool_; }
 
  private:
@@ -155,14 +158,10 @@ ContextImpl::ContextImpl(const ModelImpl& m, const ContextParams& p)
     throw Error("a q8_0 KV cache needs a head size that is a multiple of 32; this model's is " +
                 std::to_string(c.head_dim) + " (use f16)");
   const int64_t tiles = (n_ctx_ + kKeyTile - 1) / kKeyTile;
-  if (kv_type_ == KvType::Q8_0) {
-    key_tile_bytes_ = q8_key_tile_bytes(c.head_dim);
-    value_row_bytes_ = q8_value_row_bytes(c.head_dim);
-  } else {
-    value_row_bytes_ = (size_t)c.head_dim * (kv_type_ == KvType::F32 ? 4 : 2);
-    key_tile_bytes_ = kKeyTile * value_row_bytes_;
-  }
-  head_bytes_ = std::max((size_t)tiles * key_tile_bytes_, (size_t)(tiles * kKeyTile) * value_row_bytes_);
+  value_row_bytes_ = kv_type_ == KvType::Q8_0 ? q8_value_row_bytes(c.head_dim)
+                                              : (size_t)c.head_dim * (kv_type_ == KvType::F32 ? 4 : 2);
+  key_tile_bytes_ = kKeyTile * value_row_bytes_;  // in every type (q8_key_tile_bytes), so K and V have one size
+  head_bytes_ = (size_t)tiles * key_tile_bytes_;
   kv_bytes_ = 2 * (size_t)n_seq_ * c.n_layer * c.n_head_kv * head_bytes_;
   const uint64_t ram = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
   if (n_ctx_ < 1 || kv_bytes_ > ram)

@@ -14,7 +14,6 @@
 #include <string>
 #include <vector>
 
-#include "bitnet/attention_kernels.h"
 #include "bitnet/error.h"
 #include "bitnet/model.h"
 #include "bitnet/threadpool.h"
@@ -295,13 +294,6 @@ int cmd_bench(int argc, char** argv) {
             r.n_prompt = n_prompt;
             r.n_gen = n_gen;
             r.n_depth = depth;
-            if (n_gen > 0) {  // the token at position p reads the keys and values of positions 0..p
-              const ModelConfig& c = model->config();
-              const uint64_t per_head = o.kv_type == KvType::Q8_0 ? q8_value_row_bytes(c.head_dim)
-                                        : (uint64_t)c.head_dim * (o.kv_type == KvType::F32 ? 4 : 2);
-              const uint64_t per_position = 2 * (uint64_t)(c.n_layer * c.n_head_kv) * per_head;
-              r.kv_bytes_per_token = per_position * (uint64_t)(depth + (n_gen + 1) / 2);
-            }
             if (o.roofline) r.bandwidth = bandwidth[(int)threads];
             ContextParams cp;
             cp.n_ctx = depth + n_prompt + n_gen;
@@ -309,6 +301,8 @@ int cmd_bench(int argc, char** argv) {
             cp.n_batch = (int)n_batch;
             cp.kv_type = o.kv_type;
             std::unique_ptr<Context> ctx = Context::create(*model, cp);
+            // The token at position p reads the keys and values of positions 0..p.
+            if (n_gen > 0) r.kv_bytes_per_token = ctx->kv_bytes_per_position() * (uint64_t)(depth + (n_gen + 1) / 2);
             if (depth > 0) {
               std::fprintf(stderr, "bench: %s, %s, %d threads: filling %d cache positions\n", path.c_str(),
                            r.test_name().c_str(), (int)threads, depth);

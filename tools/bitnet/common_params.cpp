@@ -19,11 +19,11 @@ void add_engine_options(OptionTable& t, EngineOptions& o) {
   t.value({"-b", "--batch-size"}, "N", "tokens per forward pass (default: 512)",
           [&o](const std::string& v) { o.n_batch = (int)parse_int("--batch-size", v, 1, 1 << 20); });
   t.flag({"--kv-f32"}, "keep the KV cache in f32 (same as -ctk f32 -ctv f32)",
-         [&o] { o.cache_type_k = o.cache_type_v = "f32"; });
+         [&o] { o.cache_type_k = o.cache_type_v = KvType::F32; });
   t.value({"-ctk", "--cache-type-k"}, "TYPE", "KV cache type: f16 (default), f32 or q8_0 (K and V share it)",
-          [&o](const std::string& v) { o.cache_type_k = kv_type_name(parse_kv_type(v)); });
+          [&o](const std::string& v) { o.cache_type_k = parse_kv_type(v); });
   t.value({"-ctv", "--cache-type-v"}, "TYPE", "KV cache type: f16 (default), f32 or q8_0 (K and V share it)",
-          [&o](const std::string& v) { o.cache_type_v = kv_type_name(parse_kv_type(v)); });
+          [&o](const std::string& v) { o.cache_type_v = parse_kv_type(v); });
   t.value({"-ngl", "--gpu-layers", "--n-gpu-layers"}, "N", "accepted for compatibility and ignored (CPU only)",
           [](const std::string&) {});
   t.value({"--tokenizer"}, "FILE", "tokenizer file to use instead of the GGUF's vocabulary",
@@ -46,11 +46,10 @@ std::unique_ptr<Model> load_model(const EngineOptions& o, bool progress) {
 }
 
 KvType EngineOptions::kv_type() const {
-  if (!cache_type_k.empty() && !cache_type_v.empty() && cache_type_k != cache_type_v)
-    throw Error("options -ctk " + cache_type_k + " and -ctv " + cache_type_v +
+  if (cache_type_k && cache_type_v && *cache_type_k != *cache_type_v)
+    throw Error(std::string("options -ctk ") + kv_type_name(*cache_type_k) + " and -ctv " + kv_type_name(*cache_type_v) +
                 ": the K and V caches share one type here; give the same type to both");
-  const std::string& name = !cache_type_k.empty() ? cache_type_k : cache_type_v;
-  return name.empty() ? KvType::F16 : parse_kv_type(name);
+  return cache_type_k.value_or(cache_type_v.value_or(KvType::F16));
 }
 
 ContextParams context_params(const EngineOptions& o) {

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,9 +19,9 @@ struct EngineOptions {
   int n_threads = 0;  // 0: physical cores
   int n_ctx = 0;      // 0: the model's
   int n_batch = 512;
-  // -ctk / -ctv as given ("" when not); both name one type, as K and V share it here.
-  std::string cache_type_k, cache_type_v;
-  KvType kv_type() const;  // throws when -ctk and -ctv differ or name an unknown type
+  // -ctk / -ctv when given; both name one type, as K and V share it here.
+  std::optional<KvType> cache_type_k, cache_type_v;
+  KvType kv_type() const;  // throws when -ctk and -ctv differ
 };
 
 // Registers -m, -t, -c, -b, --kv-f32, -ctk/-ctv, -ngl and --tokenizer (the spellings of llama.cpp).
