@@ -39,6 +39,15 @@ Data make_data(int64_t n_pos, int64_t hd, int64_t n_q, uint32_t seed) {
   return d;
 }
 
+// Softmax-like weights in [0, 1) for values_*.
+std::vector<float> attention_weights(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(0.f, 1.f);
+  std::vector<float> w((size_t)n);
+  for (auto& x : w) x = u(rng);
+  return w;
+}
+
 const int64_t kPositions[] = {1, 7, 16, 100, 1025};
 const int64_t kHeadDims[] = {13, 64, 72, 128};
 const int64_t kQueries[] = {1, 3, 4, 5};
@@ -103,10 +112,7 @@ TEST(AttentionKernels, ValuesMatchScalar) {
       for (int64_t hd : kHeadDims)
         for (int64_t n_q : kQueries) {
           Data d = make_data(n_pos, hd, n_q, (uint32_t)(n_pos + hd + n_q));
-          std::vector<float> w((size_t)(n_q * n_pos));
-          std::mt19937 rng((uint32_t)n_pos);
-          std::uniform_real_distribution<float> u(0.f, 1.f);
-          for (auto& x : w) x = u(rng);
+          const std::vector<float> w = attention_weights(n_q * n_pos, (uint32_t)n_pos);
           std::vector<float> want((size_t)(n_q * hd), 0.5f), got = want;  // accumulates onto out
           ref.values_f16(d.v.data(), n_pos, hd, w.data(), n_q, want.data());
           kn.values_f16(d.v.data(), n_pos, hd, w.data(), n_q, got.data());
@@ -180,10 +186,7 @@ TEST(AttentionKernels, Q8MatchesDequantizedFloatsAndScalar) {
       for (int64_t n_q : kQueries) {
         SCOPED_TRACE("n_pos " + std::to_string(n_pos) + " hd " + std::to_string(hd) + " n_q " + std::to_string(n_q));
         const Q8Data d = make_q8_data(n_pos, hd, n_q, (uint32_t)(n_pos * 5 + hd + n_q));
-        std::vector<float> w((size_t)(n_q * n_pos));
-        std::mt19937 rng((uint32_t)n_pos);
-        std::uniform_real_distribution<float> u(0.f, 1.f);
-        for (auto& x : w) x = u(rng);
+        const std::vector<float> w = attention_weights(n_q * n_pos, (uint32_t)n_pos);
         // The scalar reference against float64 on the dequantized cache.
         std::vector<float> scores((size_t)(n_q * n_pos)), out((size_t)(n_q * hd), 0.f);
         ref.scores_q8(d.k.data(), n_pos, hd, d.q.data(), n_q, 0.125f, scores.data());
