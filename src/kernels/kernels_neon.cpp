@@ -15,7 +15,7 @@ struct MlalDot {
   using Partial = int16x8_t;
   // One i16 lane gains 16 products of at most 3 * 128 per block, so 4 blocks stay below 32768.
   static constexpr int64_t kFlushBlocks = 4;
-  static constexpr int kPrefillRows = 2;
+  static constexpr int kGemmRows = 2, kGemmTokens = 4;
   [[gnu::always_inline]] static Partial zero() { return vdupq_n_s16(0); }
   [[gnu::always_inline]] static Partial step(Partial p, const int8x16_t codes[2], int8x16_t a0, int8x16_t a1) {
     p = vmlal_s8(p, vget_low_s8(codes[0]), vget_low_s8(a0));

@@ -89,14 +89,14 @@ void ternary_tile_neon(const TernaryGemmArgs& a, int64_t m, int rows, int64_t n,
           ternary_output(vaddvq_s32(acc[r][t]), a.act_sum[n + t], a.row_scale[m + r], a.act_scale[n + t]);
 }
 
-// One token: four rows per tile; prefill: Dot::kPrefillRows rows x 4 tokens (as many as its
-// accumulators leave registers for).
+// One token: four rows per tile; prefill: Dot::kGemmRows x Dot::kGemmTokens (as many rows as its
+// accumulators leave registers for), named as in the x86 256-bit tile.
 template <class Dot>
 void ternary_gemm_neon(const TernaryGemmArgs& a) {
   if (a.n_tokens == 1)
     for_each_tile<4, 1>(a, ternary_tile_neon<Dot, 4, 1>);
   else
-    for_each_tile<Dot::kPrefillRows, 4>(a, ternary_tile_neon<Dot, Dot::kPrefillRows, 4>);
+    for_each_tile<Dot::kGemmRows, Dot::kGemmTokens>(a, ternary_tile_neon<Dot, Dot::kGemmRows, Dot::kGemmTokens>);
 }
 
 }  // namespace

@@ -15,7 +15,7 @@ struct SdotDot {
   // 22M values cannot overflow and the partial sum never needs an early fold.
   static constexpr int64_t kFlushBlocks = std::numeric_limits<int64_t>::max();
   // i32 accumulators need no i16 partials beside them, which leaves registers for 4 x 4 tiles.
-  static constexpr int kPrefillRows = 4;
+  static constexpr int kGemmRows = 4, kGemmTokens = 4;
   [[gnu::always_inline]] static Partial zero() { return vdupq_n_s32(0); }
   [[gnu::always_inline]] static Partial step(Partial p, const int8x16_t codes[2], int8x16_t a0, int8x16_t a1) {
     return vdotq_s32(vdotq_s32(p, codes[0], a0), codes[1], a1);
