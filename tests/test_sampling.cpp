@@ -163,6 +163,56 @@ TEST(Sampler, RepeatPenaltyAppliesOncePerDistinctToken) {
   EXPECT_EQ(sampler.sample(logits.data()), 1);
 }
 
+TEST(Sampler, FrequencyPenaltyCountsOccurrencesPresencePenaltyDoesNot) {
+  // Token 1 leads by 0.5; token 0 never appears in the window.
+  const std::vector<float> logits = {1.0f, 1.5f, -3.0f};
+  auto params = all_filters_off(0.0f);
+  params.repeat_last_n = -1;
+  params.frequency_penalty = 0.2f;
+  Sampler frequency(params, 3);
+  frequency.accept(1);
+  frequency.accept(1);
+  EXPECT_EQ(frequency.sample(logits.data()), 1);  // 1.5 - 2 x 0.2 = 1.1 still leads
+  frequency.accept(1);
+  EXPECT_EQ(frequency.sample(logits.data()), 0);  // 1.5 - 3 x 0.2 = 0.9
+  params.frequency_penalty = 0.0f;
+  params.presence_penalty = 0.4f;
+  Sampler presence(params, 3);
+  for (int i = 0; i < 10; ++i) presence.accept(1);
+  EXPECT_EQ(presence.sample(logits.data()), 1);  // 1.5 - 0.4 = 1.1, however often it appeared
+  params.presence_penalty = 0.6f;
+  Sampler stronger(params, 3);
+  stronger.accept(1);
+  EXPECT_EQ(stronger.sample(logits.data()), 0);  // 1.5 - 0.6 = 0.9
+  // Negative penalties favour repeats; the window bounds all three penalties.
+  params.presence_penalty = -1.0f;
+  params.repeat_last_n = 1;
+  Sampler favour(params, 3);
+  favour.accept(2);
+  EXPECT_EQ(favour.sample(std::vector<float>{1.0f, 1.5f, 1.0f}.data()), 2);  // 1.0 + 1.0 = 2.0
+  favour.accept(0);
+  EXPECT_EQ(favour.sample(std::vector<float>{1.0f, 1.5f, 1.0f}.data()), 0);  // 2 left the window
+}
+
+TEST(Sampler, PenaltiesCombineInLlamaCppOrder) {
+  // logit 2.0, seen twice: 2.0 / 1.25 = 1.6, then - 2 x 0.1 - 0.3 = 1.1, just below 1.15.
+  const std::vector<float> logits = {1.15f, 2.0f};
+  auto params = all_filters_off(0.0f);
+  params.repeat_last_n = -1;
+  params.repeat_penalty = 1.25f;
+  params.frequency_penalty = 0.1f;
+  params.presence_penalty = 0.3f;
+  Sampler sampler(params, 2);
+  sampler.accept(1);
+  sampler.accept(1);
+  EXPECT_EQ(sampler.sample(logits.data()), 0);
+  params.presence_penalty = 0.2f;  // 1.2 > 1.15
+  Sampler weaker(params, 2);
+  weaker.accept(1);
+  weaker.accept(1);
+  EXPECT_EQ(weaker.sample(logits.data()), 1);
+}
+
 TEST(Sampler, TopPKeepsTheSmallestPrefixReachingP) {
   const std::vector<double> probabilities = {0.05, 0.5, 0.15, 0.3};
   auto params = all_filters_off(1.0f);
@@ -277,6 +327,12 @@ TEST(Sampler, RejectsBadParametersAndTokens) {
   SamplingParams bad_penalty;
   bad_penalty.repeat_penalty = 0.0f;
   EXPECT_THROW(Sampler(bad_penalty, 10), Error);
+  SamplingParams bad_frequency;
+  bad_frequency.frequency_penalty = std::numeric_limits<float>::infinity();
+  EXPECT_THROW(Sampler(bad_frequency, 10), Error);
+  SamplingParams bad_presence;
+  bad_presence.presence_penalty = std::nanf("");
+  EXPECT_THROW(Sampler(bad_presence, 10), Error);
   SamplingParams bad_window;
   bad_window.repeat_last_n = -2;
   EXPECT_THROW(Sampler(bad_window, 10), Error);

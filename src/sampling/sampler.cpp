@@ -97,6 +97,10 @@ Sampler::Sampler(const SamplingParams& params, int32_t n_vocab)
     throw Error("sampler: repeat_penalty must be a positive number, got " +
                 std::to_string(params.repeat_penalty));
   }
+  if (!std::isfinite(params.frequency_penalty) || !std::isfinite(params.presence_penalty)) {
+    throw Error("sampler: frequency_penalty and presence_penalty must be finite numbers (" +
+                std::to_string(params.frequency_penalty) + ", " + std::to_string(params.presence_penalty) + ")");
+  }
   if (params.repeat_last_n < -1) {
     throw Error("sampler: repeat_last_n must be -1 (whole context), 0 (off) or positive, got " +
                 std::to_string(params.repeat_last_n));
@@ -123,17 +127,25 @@ void Sampler::accept(int32_t token) {
 }
 
 int32_t Sampler::sample(const float* logits) {
-  // Repetition penalty: once per distinct token of the window, pushing its logit towards "less
-  // likely" whatever its sign.
-  std::vector<int32_t> penalized;
-  if (params_.repeat_penalty != 1.0f) {
-    penalized.assign(recent_.begin(), recent_.end());
-    std::sort(penalized.begin(), penalized.end());
-    penalized.erase(std::unique(penalized.begin(), penalized.end()), penalized.end());
+  // Penalties, llama.cpp's: once per distinct token of the window, the repetition penalty pushes
+  // its logit towards "less likely" whatever its sign, then count x frequency + presence is
+  // subtracted.
+  std::vector<int32_t> penalized, counts;
+  if (params_.repeat_penalty != 1.0f || params_.frequency_penalty != 0.0f || params_.presence_penalty != 0.0f) {
+    std::vector<int32_t> window(recent_.begin(), recent_.end());
+    std::sort(window.begin(), window.end());
+    for (size_t i = 0; i < window.size(); ++i) {
+      if (i == 0 || window[i] != window[i - 1]) {
+        penalized.push_back(window[i]);
+        counts.push_back(0);
+      }
+      ++counts.back();
+    }
   }
-  auto penalized_logit = [&](int32_t id) {
-    const float logit = logits[id];
-    return logit <= 0.0f ? logit * params_.repeat_penalty : logit / params_.repeat_penalty;
+  auto penalized_logit = [&](size_t k) {
+    const float logit = logits[penalized[k]];
+    const float repeated = logit <= 0.0f ? logit * params_.repeat_penalty : logit / params_.repeat_penalty;
+    return repeated - static_cast<float>(counts[k]) * params_.frequency_penalty - params_.presence_penalty;
   };
   // Calls visit(candidate) for each token whose logit is >= cut() (re-read after every visit),
   // in id order, then for the penalized tokens with their penalized logit.
@@ -144,9 +156,9 @@ int32_t Sampler::sample(const float* logits) {
         visit(Candidate{sanitize(logit), id});
       }
     }
-    for (int32_t id : penalized) {
-      const float logit = penalized_logit(id);
-      if (logit >= cut()) visit(Candidate{sanitize(logit), id});
+    for (size_t k = 0; k < penalized.size(); ++k) {
+      const float logit = penalized_logit(k);
+      if (logit >= cut()) visit(Candidate{sanitize(logit), penalized[k]});
     }
   };
 

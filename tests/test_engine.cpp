@@ -1,0 +1,388 @@
+// The engine on a real model (stories260K): batched requests give exactly what each gives alone,
+// prompt caching is invisible in the results, cancellation frees slots, stop strings never leak,
+// and submit/cancel work from many threads.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "bitnet/engine.h"
+#include "engine/session.h"
+#include "fixtures.h"
+
+namespace bitnet {
+namespace {
+
+const char* kModel = "models/stories260K/stories260K.f32.gguf";
+
+const Model& stories() {
+  static std::unique_ptr<Model> model =
+      Model::load(test::fixture(kModel).string(), LoadOptions{2, "", false});
+  return *model;
+}
+
+EngineParams params(int slots, int n_ctx_slot = 256, int step_tokens = 0) {
+  EngineParams p;
+  p.context.n_seq = slots;
+  p.context.n_threads = 2;
+  p.n_ctx_slot = n_ctx_slot;
+  p.n_step_tokens = step_tokens;
+  return p;
+}
+
+// What a request produced: its completion and every streamed event.
+struct Result {
+  std::vector<TokenEvent> events;
+  Completion done;
+  bool finished = false;
+  std::string streamed() const {
+    std::string s;
+    for (const auto& e : events) s += e.text;
+    return s;
+  }
+};
+
+Request request(const std::vector<int32_t>& prompt, int n_predict, Result& out, uint64_t seed = 1) {
+  Request r;
+  r.prompt = prompt;
+  r.n_predict = n_predict;
+  r.sampling.temp = 0.9f;
+  r.sampling.seed = seed;
+  r.ignore_eos = true;
+  r.n_probs = 512;  // every token's logprob: the whole distribution is compared
+  r.on_token = [&out](const TokenEvent& e) { out.events.push_back(e); };
+  r.on_done = [&out](const Completion& c) {
+    EXPECT_FALSE(out.finished) << "on_done called twice";
+    out.done = c;
+    out.finished = true;
+  };
+  return r;
+}
+
+std::vector<int32_t> prompt_of(const std::string& text) {
+  return stories().tokenizer().encode(text, true, false);
+}
+
+// Bitwise equality of the generated tokens and of every logprob reported with them.
+void expect_identical(const Result& a, const Result& b, const std::string& what) {
+  ASSERT_TRUE(a.finished && b.finished) << what;
+  EXPECT_EQ(a.done.tokens, b.done.tokens) << what;
+  EXPECT_EQ(a.done.text, b.done.text) << what;
+  ASSERT_EQ(a.events.size(), b.events.size()) << what;
+  for (size_t i = 0; i < a.events.size(); ++i) {
+    ASSERT_EQ(a.events[i].top.size(), b.events[i].top.size()) << what;
+    for (size_t k = 0; k < a.events[i].top.size(); ++k) {
+      ASSERT_EQ(a.events[i].top[k].token, b.events[i].top[k].token) << what << ", token " << i;
+      ASSERT_EQ(std::memcmp(&a.events[i].top[k].logprob, &b.events[i].top[k].logprob, sizeof(float)), 0)
+          << what << ", token " << i << ": " << a.events[i].top[k].logprob << " vs " << b.events[i].top[k].logprob;
+    }
+  }
+}
+
+Result run_alone(const std::vector<int32_t>& prompt, int n_predict, uint64_t seed = 1) {
+  Engine engine(stories(), params(1));
+  Result r;
+  engine.submit(request(prompt, n_predict, r, seed));
+  engine.run_until_idle();
+  return r;
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override { BITNET_REQUIRE_FIXTURE(kModel); }
+};
+
+TEST_F(EngineTest, BatchedRequestsMatchEachAlone) {
+  const std::vector<std::string> texts = {"Once upon a time", "The cat sat", "Lily and Ben went to the park to play",
+                                          "A"};
+  const int n_predict = 24;
+  std::vector<Result> alone;
+  for (size_t i = 0; i < texts.size(); ++i) alone.push_back(run_alone(prompt_of(texts[i]), n_predict, 10 + i));
+
+  // Four slots, 6 tokens per step: prompts are chunked, two requests arrive later.
+  Engine engine(stories(), params(4, 256, 6));
+  std::vector<Result> batched(texts.size());
+  engine.submit(request(prompt_of(texts[0]), n_predict, batched[0], 10));
+  engine.submit(request(prompt_of(texts[2]), n_predict, batched[2], 12));
+  for (int i = 0; i < 3; ++i) engine.step();
+  engine.submit(request(prompt_of(texts[1]), n_predict, batched[1], 11));
+  engine.step();
+  engine.submit(request(prompt_of(texts[3]), n_predict, batched[3], 13));
+  engine.run_until_idle();
+  for (size_t i = 0; i < texts.size(); ++i) {
+    expect_identical(alone[i], batched[i], "request " + std::to_string(i));
+    EXPECT_EQ(batched[i].done.reason, FinishReason::Length);
+    EXPECT_EQ(batched[i].done.n_predicted, n_predict);
+  }
+  const EngineStats st = engine.stats();
+  EXPECT_EQ(st.requests_total, texts.size());
+  EXPECT_EQ(st.generated_tokens_total, texts.size() * n_predict);
+  // Batching happened: fewer model calls than tokens generated.
+  EXPECT_LT(st.decode_calls, st.generated_tokens_total);
+}
+
+TEST_F(EngineTest, GreedyBatchedEqualsGreedyAlone) {
+  auto greedy = [](const std::vector<int32_t>& prompt, Result& out) {
+    Request r = request(prompt, 32, out);
+    r.sampling.temp = 0.0f;
+    r.n_probs = 0;
+    r.ignore_eos = false;
+    return r;
+  };
+  const std::vector<std::string> texts = {"Once upon a time", "The dog", "She was happy"};
+  std::vector<Result> alone(texts.size()), batched(texts.size());
+  for (size_t i = 0; i < texts.size(); ++i) {
+    Engine e(stories(), params(1));
+    e.submit(greedy(prompt_of(texts[i]), alone[i]));
+    e.run_until_idle();
+  }
+  Engine engine(stories(), params(3));
+  for (size_t i = 0; i < texts.size(); ++i) engine.submit(greedy(prompt_of(texts[i]), batched[i]));
+  engine.run_until_idle();
+  for (size_t i = 0; i < texts.size(); ++i) {
+    EXPECT_EQ(alone[i].done.text, batched[i].done.text);
+    EXPECT_EQ(alone[i].done.tokens, batched[i].done.tokens);
+  }
+}
+
+TEST_F(EngineTest, PromptCacheReuseIsIdenticalToColdRun) {
+  const auto base = prompt_of("Once upon a time there was a little girl");
+  auto longer = base;
+  for (int32_t t : prompt_of(" who liked to play with her ball")) longer.push_back(t);
+  longer.erase(longer.begin() + (ptrdiff_t)base.size());  // the second BOS
+
+  Engine engine(stories(), params(2));
+  Result first, second, again;
+  engine.submit(request(base, 16, first));
+  engine.run_until_idle();
+  EXPECT_EQ(first.done.n_cached, 0);
+  engine.submit(request(longer, 16, second, 2));
+  engine.run_until_idle();
+  // The slot that ran `base` holds its prompt and the generated tokens; the prompt prefix is reused.
+  EXPECT_GE(second.done.n_cached, (int)base.size() - 1);
+  EXPECT_EQ(second.done.slot, first.done.slot);
+  expect_identical(run_alone(longer, 16, 2), second, "extended prompt");
+  // The same prompt again: all but the last token (re-decoded for its logits) come from the cache.
+  engine.submit(request(longer, 16, again, 2));
+  engine.run_until_idle();
+  EXPECT_EQ(again.done.n_cached, (int)longer.size() - 1);
+  expect_identical(second, again, "repeated prompt");
+  // A prompt that diverges inside the cached tokens: truncated to the common prefix, then decoded.
+  auto diverged = longer;
+  diverged[diverged.size() / 2] = diverged[diverged.size() / 2] == 100 ? 101 : 100;
+  Result div;
+  engine.submit(request(diverged, 16, div, 3));
+  engine.run_until_idle();
+  EXPECT_EQ(div.done.n_cached, (int)longer.size() / 2);
+  expect_identical(run_alone(diverged, 16, 3), div, "diverged prompt");
+  // cache_prompt = false decodes everything.
+  Result cold;
+  Request r = request(longer, 16, cold, 2);
+  r.cache_prompt = false;
+  engine.submit(std::move(r));
+  engine.run_until_idle();
+  EXPECT_EQ(cold.done.n_cached, 0);
+  expect_identical(second, cold, "cache_prompt off");
+}
+
+TEST_F(EngineTest, CancelMidPrefillAndMidGenerationFreesTheSlot) {
+  Engine engine(stories(), params(1, 256, 4));
+  std::vector<int32_t> long_prompt = prompt_of("Once upon a time there was a big red ball in the garden");
+  Result a;
+  const uint64_t id = engine.submit(request(long_prompt, 50, a));
+  engine.step();
+  engine.step();
+  EXPECT_EQ(engine.stats().slots[0].state, SlotState::Prompt);
+  EXPECT_TRUE(engine.cancel(id));
+  engine.step();
+  ASSERT_TRUE(a.finished);
+  EXPECT_EQ(a.done.reason, FinishReason::Cancelled);
+  EXPECT_EQ(a.done.n_predicted, 0);
+  EXPECT_FALSE(engine.cancel(id));  // already finished
+  EXPECT_EQ(engine.stats().slots[0].state, SlotState::Idle);
+
+  Result b;
+  const uint64_t id2 = engine.submit(request(long_prompt, 50, b));
+  while (b.events.size() < 5) engine.step();
+  engine.cancel(id2);
+  engine.step();
+  ASSERT_TRUE(b.finished);
+  EXPECT_EQ(b.done.reason, FinishReason::Cancelled);
+  EXPECT_EQ(b.done.n_predicted, 5);
+
+  // Still usable, and the cached prefix left by the cancelled requests gives the cold result.
+  Result c;
+  engine.submit(request(long_prompt, 20, c, 5));
+  engine.run_until_idle();
+  EXPECT_EQ(c.done.reason, FinishReason::Length);
+  EXPECT_GT(c.done.n_cached, 0);
+  expect_identical(run_alone(long_prompt, 20, 5), c, "after cancellations");
+
+  // A request cancelled while still queued completes without running.
+  Result d, e;
+  engine.submit(request(long_prompt, 5, d));
+  const uint64_t queued = engine.submit(request(long_prompt, 5, e));
+  engine.cancel(queued);
+  engine.run_until_idle();
+  EXPECT_EQ(d.done.reason, FinishReason::Length);
+  EXPECT_EQ(e.done.reason, FinishReason::Cancelled);
+  EXPECT_EQ(e.done.slot, -1);
+}
+
+TEST(StopStrings, HoldsBackPossibleStartsAndCutsMatches) {
+  engine::StopStrings s({"</s>", "User:"});
+  EXPECT_FALSE(s.append("Hello <"));
+  EXPECT_EQ(s.release(), "Hello ");  // "<" may start "</s>"
+  EXPECT_FALSE(s.append("/"));
+  EXPECT_EQ(s.release(), "");
+  EXPECT_FALSE(s.append("b> Us"));
+  EXPECT_EQ(s.release(), "</b> ");   // resolved: not a stop string; "Us" may start "User:"
+  EXPECT_TRUE(s.append("er: more"));
+  EXPECT_EQ(s.matched(), "User:");
+  EXPECT_EQ(s.text(), "Hello </b> ");
+  EXPECT_EQ(s.release_all(), "");
+  engine::StopStrings t({"aab"});
+  EXPECT_FALSE(t.append("aa"));
+  EXPECT_EQ(t.release(), "");
+  EXPECT_FALSE(t.append("a"));
+  EXPECT_EQ(t.release(), "a");
+  EXPECT_TRUE(t.append("b"));
+  EXPECT_EQ(t.text(), "a");
+}
+
+TEST_F(EngineTest, StopStringsAreHeldBackAndTrimmed) {
+  const auto prompt = prompt_of("Once upon a time");
+  Result plain = run_alone(prompt, 40);
+  const std::string& full = plain.done.text;
+  ASSERT_GT(full.size(), 20u);
+  // A stop string from the middle of the text (its first occurrence).
+  const std::string stop = full.substr(full.size() / 2, 5);
+  const size_t cut = full.find(stop);
+  Engine engine(stories(), params(1));
+  Result r;
+  Request req = request(prompt, 40, r);
+  req.stop = {"zzzz-never", stop};
+  engine.submit(std::move(req));
+  engine.run_until_idle();
+  EXPECT_EQ(r.done.reason, FinishReason::Stop);
+  EXPECT_EQ(r.done.stop_word, stop);
+  EXPECT_EQ(r.done.text, full.substr(0, cut));
+  EXPECT_EQ(r.streamed() + r.done.tail, r.done.text);
+  // Nothing of the stop string was ever streamed.
+  EXPECT_EQ(r.streamed().find(stop.substr(0, 1), cut), std::string::npos);
+  // Ending by length, text held back for a possible stop string comes in the tail.
+  Result h;
+  Request held = request(prompt, 40, h);
+  held.stop = {full.substr(full.size() - 2) + "never"};
+  engine.submit(std::move(held));
+  engine.run_until_idle();
+  EXPECT_EQ(h.done.reason, FinishReason::Length);
+  EXPECT_EQ(h.done.text, full);
+  EXPECT_EQ(h.streamed() + h.done.tail, full);
+  EXPECT_FALSE(h.done.tail.empty());
+}
+
+TEST_F(EngineTest, QueueFullTooLongAndInvalidRequestsAreRefused) {
+  EngineParams p = params(1, 32);
+  p.max_queued = 1;
+  Engine engine(stories(), p);
+  Result a, b, c;
+  const auto prompt = prompt_of("Once upon a time");
+  engine.submit(request(prompt, 4, a));  // takes the free slot
+  engine.submit(request(prompt, 4, b));  // waits
+  auto kind_of = [&](Request r) {
+    try {
+      engine.submit(std::move(r));
+    } catch (const SubmitError& e) {
+      return e.kind();
+    }
+    ADD_FAILURE() << "accepted";
+    return SubmitError::Kind::Stopped;
+  };
+  EXPECT_EQ(kind_of(request(prompt, 4, c)), SubmitError::Kind::QueueFull);
+  EXPECT_EQ(kind_of(request(std::vector<int32_t>(33, 5), 4, c)), SubmitError::Kind::PromptTooLong);
+  EXPECT_EQ(kind_of(request({}, 4, c)), SubmitError::Kind::Invalid);
+  EXPECT_EQ(kind_of(request({1, 512}, 4, c)), SubmitError::Kind::Invalid);
+  Request bad = request(prompt, 4, c);
+  bad.sampling.repeat_penalty = 0.0f;
+  EXPECT_EQ(kind_of(std::move(bad)), SubmitError::Kind::Invalid);
+  EXPECT_EQ(engine.stats().requests_deferred, 2);
+  engine.run_until_idle();
+  EXPECT_TRUE(a.finished && b.finished);
+  EXPECT_FALSE(c.finished);
+  // Full context: a prompt of exactly the slot's size yields one token, then stops.
+  Result full;
+  engine.submit(request(std::vector<int32_t>(32, 5), -1, full));
+  engine.run_until_idle();
+  EXPECT_EQ(full.done.reason, FinishReason::Length);
+  EXPECT_TRUE(full.done.context_full);
+  EXPECT_EQ(full.done.n_predicted, 1);
+}
+
+TEST_F(EngineTest, ContextShiftKeepsGeneratingPastTheContext) {
+  Engine engine(stories(), params(1, 32));
+  Result r;
+  Request req = request(prompt_of("Once upon a time"), 80, r);
+  req.context_shift = true;
+  req.n_keep = 4;
+  engine.submit(std::move(req));
+  engine.run_until_idle();
+  EXPECT_EQ(r.done.reason, FinishReason::Length);
+  EXPECT_EQ(r.done.n_predicted, 80);
+  EXPECT_GE(r.done.n_context_shifts, 1);
+  EXPECT_LE(engine.stats().slots[0].n_cached, 32);
+}
+
+TEST_F(EngineTest, SubmitAndCancelFromManyThreads) {
+  Engine engine(stories(), params(3, 128, 16));
+  const std::vector<std::string> texts = {"Once upon a time", "The cat", "A big dog", "Lily was"};
+  std::map<std::string, Result> expected;
+  for (const auto& t : texts) expected[t] = run_alone(prompt_of(t), 12, 7);
+  engine.start();
+  std::mutex mu;
+  std::vector<std::unique_ptr<Result>> results;
+  std::vector<std::pair<std::string, Result*>> kept;
+  std::atomic<int> refused{0};
+  std::vector<std::thread> threads;
+  for (int th = 0; th < 4; ++th) {
+    threads.emplace_back([&, th] {
+      for (int i = 0; i < 6; ++i) {
+        const std::string& text = texts[(size_t)(th + i) % texts.size()];
+        auto res = std::make_unique<Result>();
+        Result* out = res.get();
+        uint64_t id;
+        try {
+          id = engine.submit(request(prompt_of(text), 12, *out, 7));
+        } catch (const SubmitError&) {
+          ++refused;
+          continue;
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        if (i % 3 == 1) engine.cancel(id);
+        else kept.emplace_back(text, out);
+        results.push_back(std::move(res));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  // Wait for every completion.
+  for (int spin = 0; spin < 2000; ++spin) {
+    if (engine.stats().requests_total + (uint64_t)refused == 24u) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  engine.stop();
+  EXPECT_EQ(engine.stats().requests_total + (uint64_t)refused, 24u);
+  EXPECT_EQ(refused, 0);
+  std::lock_guard<std::mutex> lock(mu);
+  for (auto& [text, res] : kept) {
+    ASSERT_TRUE(res->finished);
+    expect_identical(expected[text], *res, text);
+  }
+  for (auto& r : results) EXPECT_TRUE(r->finished);
+}
+
+}  // namespace
+}  // namespace bitnet
