@@ -248,6 +248,8 @@ int cmd_bench(int argc, char** argv) {
   t.value({"-ctk", "--cache-type-k"}, "TYPE", "KV cache type: f16 (default), f32 or q8_0", kv_type);
   t.value({"-ctv", "--cache-type-v"}, "TYPE", "KV cache type: f16 (default), f32 or q8_0", kv_type);
   t.value({"-ngl", "--n-gpu-layers"}, "N", "accepted for compatibility and ignored (CPU only)", [](const std::string&) {});
+  HubOptions hub;  // one more model, from the Hugging Face Hub
+  add_hub_options(t, hub);
   t.flag({"--roofline"}, "add each tg result as a fraction of memory bandwidth / bytes per token", [&] { o.roofline = true; });
   std::vector<std::string> positional = t.parse(argc, argv);
   if (t.help_requested()) {
@@ -255,7 +257,8 @@ int cmd_bench(int argc, char** argv) {
     return 0;
   }
   if (!positional.empty()) throw Error("unexpected argument '" + positional[0] + "' (see --help)");
-  if (o.models.empty()) throw Error("no model given (-m FILE.gguf)");
+  if (!hub.repo.empty()) o.models.push_back(pull_model(hub));
+  if (o.models.empty()) throw Error("no model given (-m FILE.gguf or -hf ORG/NAME[:TAG])");
   if (o.threads.empty()) o.threads.push_back(physical_core_count());
 
   std::map<int, double> bandwidth;  // per thread count

@@ -33,6 +33,8 @@ int cmd_tokenize(int argc, char** argv) {
   OptionTable t("usage: bitnet tokenize (-m MODEL.gguf | --tokenizer FILE) [-p TEXT | -f FILE | < stdin] [options]");
   t.value({"-m", "--model"}, "FNAME", "GGUF whose vocabulary to use (its weights are not read)",
           [&](const std::string& v) { model_path = v; });
+  HubOptions hub;
+  add_hub_options(t, hub);
   t.value({"--tokenizer"}, "FILE", "tokenizer.json, tiktoken ranks or SentencePiece .model",
           [&](const std::string& v) { tokenizer_path = v; });
   t.value({"-p", "--prompt"}, "TEXT", "text to tokenize", [&](const std::string& v) { prompt = v; });
@@ -48,7 +50,9 @@ int cmd_tokenize(int argc, char** argv) {
     return 0;
   }
   if (!positional.empty()) throw Error("unexpected argument '" + positional[0] + "' (see --help)");
-  if (model_path.empty() == tokenizer_path.empty()) throw Error("give the vocabulary as -m MODEL.gguf or --tokenizer FILE, one of them");
+  if (!hub.repo.empty() + !model_path.empty() + !tokenizer_path.empty() != 1)
+    throw Error("give the vocabulary as -m MODEL.gguf, -hf ORG/NAME[:TAG] or --tokenizer FILE, one of them");
+  if (!hub.repo.empty()) model_path = pull_model(hub);
   if (prompt && !file_path.empty()) throw Error("give the text with -p or -f, not both");
   if (jsonl && (prompt || !file_path.empty())) throw Error("--jsonl reads stdin; it takes no -p or -f");
 

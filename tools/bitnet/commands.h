@@ -10,5 +10,6 @@ int cmd_tokenize(int argc, char** argv);    // bitnet tokenize -m M | --tokenize
 int cmd_bench(int argc, char** argv);       // bitnet bench (llama-bench compatible)
 int cmd_dummy(int argc, char** argv);       // bitnet dummy --shape S --type T -o FILE
 int cmd_quantize(int argc, char** argv);    // bitnet quantize IN OUT TYPE
+int cmd_pull(int argc, char** argv);        // bitnet pull ORG/NAME[:TAG]
 
 }  // namespace bitnet::cli

@@ -5,13 +5,32 @@
 #include <thread>
 
 #include "bitnet/error.h"
+#include "bitnet/hub.h"
 #include "bitnet/kernels.h"
 #include "bitnet/threadpool.h"
 
 namespace bitnet::cli {
 
+void add_hub_options(OptionTable& t, HubOptions& o) {
+  t.value({"-hf", "-hfr", "--hf-repo"}, "ORG/NAME[:TAG]",
+          "model from the Hugging Face Hub (downloaded into its cache); TAG picks the GGUF file",
+          [&o](const std::string& v) { o.repo = v; });
+  t.value({"-hff", "--hf-file"}, "FILE", "with -hf: this file of the repository instead of the TAG's choice",
+          [&o](const std::string& v) { o.file = v; });
+  t.value({"--revision"}, "REV", "with -hf: branch, tag or commit (default: main)",
+          [&o](const std::string& v) { o.revision = v; });
+}
+
+std::string pull_model(const HubOptions& o) {
+  hub::PullOptions po;
+  po.revision = o.revision;
+  po.file = o.file;
+  return hub::pull(hub::parse_model_ref(o.repo), po, hub::Settings::from_environment());
+}
+
 void add_engine_options(OptionTable& t, EngineOptions& o) {
   t.value({"-m", "--model"}, "FNAME", "model path (GGUF)", [&o](const std::string& v) { o.model_path = v; });
+  add_hub_options(t, o.hub);
   t.value({"-t", "--threads"}, "N", "threads (default: physical cores)",
           [&o](const std::string& v) { o.n_threads = (int)parse_int("--threads", v, -1, 1024); });
   t.value({"-c", "--ctx-size"}, "N", "context size (default: 0 = the model's)",
@@ -32,12 +51,17 @@ void add_engine_options(OptionTable& t, EngineOptions& o) {
 
 int resolve_threads(int requested) { return requested > 0 ? requested : physical_core_count(); }
 
-void require_model(const EngineOptions& o) {
-  if (o.model_path.empty()) throw Error("no model given (-m FILE.gguf)");
+void require_model(EngineOptions& o) {
+  if (!o.hub.repo.empty()) {
+    if (!o.model_path.empty()) throw Error("give the model as -m FILE or -hf ORG/NAME, not both");
+    o.model_path = pull_model(o.hub);
+    o.hub.repo.clear();
+  }
+  if (o.model_path.empty()) throw Error("no model given (-m FILE.gguf or -hf ORG/NAME[:TAG])");
 }
 
 std::unique_ptr<Model> load_model(const EngineOptions& o, bool progress) {
-  require_model(o);
+  if (o.model_path.empty()) throw Error("no model given (-m FILE.gguf or -hf ORG/NAME[:TAG])");
   LoadOptions lo;
   lo.n_threads = resolve_threads(o.n_threads);
   lo.tokenizer_path = o.tokenizer_path;

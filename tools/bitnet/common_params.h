@@ -13,8 +13,20 @@
 
 namespace bitnet::cli {
 
+// -hf ORG/NAME[:TAG] (a model on the Hugging Face Hub), with -hff and --revision.
+struct HubOptions {
+  std::string repo;  // as typed, with its tag
+  std::string file;
+  std::string revision = "main";
+};
+void add_hub_options(OptionTable& table, HubOptions& opts);
+// The local path of the -hf model, downloaded into the Hugging Face cache when missing (progress on
+// stderr). Throws bitnet::Error.
+std::string pull_model(const HubOptions& opts);
+
 struct EngineOptions {
   std::string model_path;
+  HubOptions hub;
   std::string tokenizer_path;
   int n_threads = 0;  // 0: physical cores
   int n_ctx = 0;      // 0: the model's
@@ -24,13 +36,15 @@ struct EngineOptions {
   KvType kv_type() const;  // throws when -ctk and -ctv differ
 };
 
-// Registers -m, -t, -c, -b, --kv-f32, -ctk/-ctv, -ngl and --tokenizer (the spellings of llama.cpp).
+// Registers -m, -hf (add_hub_options), -t, -c, -b, --kv-f32, -ctk/-ctv, -ngl and --tokenizer (the
+// spellings of llama.cpp).
 void add_engine_options(OptionTable& table, EngineOptions& opts);
 int resolve_threads(int requested);  // <= 0: physical cores
 std::unique_ptr<Model> load_model(const EngineOptions& opts, bool progress = true);
 ContextParams context_params(const EngineOptions& opts);
-// Throws when -m was not given.
-void require_model(const EngineOptions& opts);
+// Resolves -hf into model_path (downloading the model if needed); throws when neither -m nor -hf
+// was given, or both.
+void require_model(EngineOptions& opts);
 
 std::string read_text_file(const std::string& path);
 // llama.cpp's prompt escapes: \n \r \t \' \" \\ \xNN (an unknown escape is kept as written).

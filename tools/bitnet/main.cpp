@@ -26,6 +26,7 @@ constexpr Subcommand kSubcommands[] = {
     {"bench", bitnet::cli::cmd_bench, "prompt and generation speed, as llama-bench"},
     {"dummy", bitnet::cli::cmd_dummy, "write a model with random weights of a given shape"},
     {"quantize", bitnet::cli::cmd_quantize, "convert a model's weights to another type"},
+    {"pull", bitnet::cli::cmd_pull, "download a model from the Hugging Face Hub into its cache"},
 };
 
 void print_overview() {
