@@ -52,6 +52,10 @@ expect_error "not both" "$BIN" -hf org/bitnet-gguf -m x.gguf -p hi
 if "$BIN" -hf org/bitnet-gguf -p "hello" -n 4 -t 1 >gen.txt 2>err.txt; then ok; else fail "-hf generate: $(cat err.txt)"; fi
 "$BIN" tokenize -hf org/bitnet-gguf:tq1_0 -p hello --ids >ids.txt 2>err.txt && grep -q '^\[' ids.txt && ok ||
   fail "tokenize -hf: $(cat err.txt)"
+"$BIN" logits -hf org/bitnet-gguf --tokens 1,2,3 -o logits.npy -t 1 >/dev/null 2>err.txt && [[ -s logits.npy ]] && ok ||
+  fail "logits -hf: $(cat err.txt)"
+"$BIN" bench -hf org/bitnet-gguf:tq1_0 -p 0 -n 2 -r 1 -t 1 >bench.txt 2>err.txt && grep -q "tg2" bench.txt && ok ||
+  fail "bench -hf: $(cat err.txt)"
 if HF_HUB_OFFLINE=1 HF_ENDPOINT=http://127.0.0.1:1 "$BIN" -hf org/bitnet-gguf -p "hello" -n 4 -t 1 >/dev/null 2>err.txt
 then ok; else fail "offline -hf: $(cat err.txt)"; fi
 expect_error "HF_HUB_OFFLINE.*not in the cache" env HF_HUB_OFFLINE=1 "$BIN" pull org/gated
@@ -69,7 +73,7 @@ rm "$HF_HOME/token"
 "$BIN" pull org/slow >/dev/null 2>slow-err.txt &
 PULL_PID=$!
 partial=
-for _ in $(seq 200); do
+for _ in $(seq 500); do
   partial=$(ls "$CACHE"/models--org--slow/blobs/*.incomplete 2>/dev/null || true)
   [[ -n $partial && $(stat -c %s "$partial") -gt $((SIZE / 4)) ]] && break
   sleep 0.02
