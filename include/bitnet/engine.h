@@ -175,6 +175,7 @@ class Engine {
   EngineStats stats() const;  // any thread
   int n_slots() const;
   int n_ctx_slot() const;
+  int n_threads() const;  // of the Context's thread pool
   const Model& model() const;
 
  private:

@@ -63,7 +63,7 @@ size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& 
 struct Engine::Impl {
   const Model& model;
   std::unique_ptr<Context> ctx;
-  int n_ctx_slot = 0, max_queued = 0, n_step_tokens = 0;
+  int n_ctx_slot = 0, max_queued = 0, n_step_tokens = 0, n_threads = 0;
 
   // Owned by the thread that runs the loop.
   std::vector<Slot> slots;
@@ -91,6 +91,7 @@ struct Engine::Impl {
     if (n_ctx_slot < 1) throw Error("engine: a slot's context must hold at least one token");
     cp.n_ctx = n_ctx_slot;  // every sequence of this Context reserves its whole context
     ctx = Context::create(m, cp);
+    n_threads = ctx->threads().size();
     max_queued = std::max(0, p.max_queued);
     n_step_tokens = p.n_step_tokens > 0 ? p.n_step_tokens : std::max(1, cp.n_batch);
     slots.resize(static_cast<size_t>(cp.n_seq));
@@ -456,6 +457,7 @@ EngineStats Engine::stats() const {
 
 int Engine::n_slots() const { return static_cast<int>(impl_->slots.size()); }
 int Engine::n_ctx_slot() const { return impl_->n_ctx_slot; }
+int Engine::n_threads() const { return impl_->n_threads; }
 const Model& Engine::model() const { return impl_->model; }
 
 }  // namespace bitnet

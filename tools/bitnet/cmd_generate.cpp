@@ -1,20 +1,26 @@
-// bitnet [generate]: text completion (llama-cli's flags) and -cnv chat (bitnet.cpp's run_inference.py).
-#include <editline/readline.h>
+// bitnet [generate]: text completion (llama-cli's flags) and -cnv chat (bitnet.cpp's run_inference.py),
+// both as requests to the engine (one slot).
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <clocale>
+#include <condition_variable>
 #include <cstdio>
-#include <functional>
-#include <iostream>
+#include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "bitnet/chat.h"
+#include "bitnet/engine.h"
 #include "bitnet/error.h"
 #include "bitnet/model.h"
 #include "bitnet/sampling.h"
 #include "bitnet/tokenizer.h"
+#include "chat_input.h"
 #include "commands.h"
 #include "common_params.h"
 
@@ -35,6 +41,8 @@ struct GenerateOptions {
   std::vector<std::string> reverse_prompts;
   bool verbose = false;
   bool ignore_eos = false;
+  bool context_shift = false;
+  int n_keep = 0;  // -1: the whole prompt
 };
 
 void add_generate_options(OptionTable& t, GenerateOptions& o) {
@@ -42,7 +50,8 @@ void add_generate_options(OptionTable& t, GenerateOptions& o) {
   add_engine_options(t, o.engine);
   t.section("prompt");
   t.value({"-p", "--prompt"}, "TEXT", "prompt (with -cnv: the system prompt)", [&o](const std::string& v) { o.prompt = v; });
-  t.value({"-f", "--file"}, "FNAME", "read the prompt from a file", [&o](const std::string& v) { o.prompt_file = v; });
+  t.value({"-f", "--file"}, "FNAME", "read the prompt from a file (with -cnv: the system prompt)",
+          [&o](const std::string& v) { o.prompt_file = v; });
   t.flag({"-e", "--escape"}, "process \\n, \\t, \\xNN... in the prompt (default: on)", [&o] { o.escape = true; });
   t.flag({"--no-escape"}, "take the prompt literally", [&o] { o.escape = false; });
   t.flag({"--no-display-prompt"}, "do not print the prompt before the continuation", [&o] { o.display_prompt = false; });
@@ -67,8 +76,17 @@ void add_generate_options(OptionTable& t, GenerateOptions& o) {
           [&o](const std::string& v) { o.sampling.min_p = (float)parse_float("--min-p", v); });
   t.value({"--repeat-penalty"}, "X", "repetition penalty (default: 1.0 = off)",
           [&o](const std::string& v) { o.sampling.repeat_penalty = (float)parse_float("--repeat-penalty", v); });
-  t.value({"--repeat-last-n"}, "N", "tokens considered by the penalty (default: 64, 0 = off, -1 = context)",
+  t.value({"--repeat-last-n"}, "N", "tokens considered by the penalties (default: 64, 0 = off, -1 = context)",
           [&o](const std::string& v) { o.sampling.repeat_last_n = (int32_t)parse_int("--repeat-last-n", v, -1, 1 << 30); });
+  t.value({"--presence-penalty"}, "X", "subtracted from the logit of a token in the window (default: 0.0 = off)",
+          [&o](const std::string& v) { o.sampling.presence_penalty = (float)parse_float("--presence-penalty", v); });
+  t.value({"--frequency-penalty"}, "X", "subtracted once per occurrence in the window (default: 0.0 = off)",
+          [&o](const std::string& v) { o.sampling.frequency_penalty = (float)parse_float("--frequency-penalty", v); });
+  t.flag({"--context-shift"}, "when the context is full, drop half of the tokens after --keep and go on",
+         [&o] { o.context_shift = true; });
+  t.flag({"--no-context-shift"}, "stop when the context is full (default)", [&o] { o.context_shift = false; });
+  t.value({"--keep"}, "N", "prompt tokens kept by a context shift (default: 0, -1 = all)",
+          [&o](const std::string& v) { o.n_keep = (int)parse_int("--keep", v, -1, 1 << 30); });
   t.section("chat");
   t.flag({"-cnv", "--conversation"}, "chat mode (-p becomes the system prompt)", [&o] { o.conversation = true; });
   t.flag({"-no-cnv", "--no-conversation"}, "no chat mode (default)", [&o] { o.conversation = false; });
@@ -79,148 +97,35 @@ void add_generate_options(OptionTable& t, GenerateOptions& o) {
   t.flag({"-v", "--verbose"}, "print model details", [&o] { o.verbose = true; });
 }
 
-// Tokens and seconds for a llama.cpp-style timing report.
+// Tokens and seconds for a llama.cpp-style timing report, summed over the requests of a run.
 struct Timings {
-  int n_prompt = 0;
+  int n_prompt = 0;  // prompt tokens decoded (cached ones not counted)
   double prompt_s = 0;
-  int n_eval = 0;
+  int n_eval = 0;    // generated tokens decoded
   double eval_s = 0;
+  void add(const Completion& c) {
+    n_prompt += c.n_prompt - c.n_cached;
+    prompt_s += c.prompt_seconds;
+    n_eval += c.n_gen_decoded;
+    eval_s += c.generation_seconds;
+  }
 };
 
-enum class Stop { EndOfGeneration, Limit, ContextFull, ReversePrompt };
+// Ctrl-C: the first stops the request in progress (or leaves the chat prompt); a second one
+// before the first was handled ends the program, as the default action would.
+std::atomic<int> g_interrupts{0};
 
-// One sequence on a context. Remembers which tokens the KV cache holds so that a chat turn decodes
-// only what is new.
-class Session {
- public:
-  Session(const Model& model, Context& ctx, const GenerateOptions& opts)
-      : model_(model), ctx_(ctx), opts_(opts), sampler_(opts.sampling, model.tokenizer().n_vocab()) {}
+extern "C" void on_interrupt(int) {
+  if (g_interrupts.fetch_add(1) >= 1) _exit(130);
+}
 
-  uint64_t seed() const { return sampler_.seed(); }
-
-  int n_cached() const { return (int)cached_.size(); }
-
-  // Makes the cache hold exactly `tokens` and leaves the logits of the last one ready. Decodes only
-  // the part beyond the cached prefix; starts over when the cache holds something else. Returns
-  // how many cached tokens were kept.
-  size_t feed(const std::vector<int32_t>& tokens, Timings& t) {
-    if (tokens.empty()) throw Error("nothing to decode: empty prompt and the vocabulary has no BOS token");
-    size_t common = 0;
-    while (common < cached_.size() && common < tokens.size() && cached_[common] == tokens[common]) ++common;
-    // The last token must be decoded again for its logits; the cache cannot be cut back, so start over.
-    if (common < cached_.size() || common == tokens.size()) {
-      reset();
-      common = 0;
-    }
-    append(std::vector<int32_t>(tokens.begin() + (ptrdiff_t)common, tokens.end()), t);
-    return common;
-  }
-
-  // Decodes tokens after the cached ones; the logits of the last are ready afterwards.
-  void append(const std::vector<int32_t>& tokens, Timings& t) {
-    if (tokens.empty()) throw Error("nothing to decode: empty prompt and the vocabulary has no BOS token");
-    if (cached_.size() + tokens.size() > (size_t)ctx_.n_ctx())
-      throw Error("the prompt is " + std::to_string(cached_.size() + tokens.size()) +
-                  " tokens, the context holds " + std::to_string(ctx_.n_ctx()) + " (-c)");
-    Batch batch;
-    for (size_t i = 0; i < tokens.size(); ++i) {
-      batch.add(tokens[i], (int32_t)(cached_.size() + i), 0, i + 1 == tokens.size());
-      sampler_.accept(tokens[i]);
-    }
-    Stopwatch clock;
-    ctx_.decode(batch);
-    t.prompt_s += clock.seconds();
-    t.n_prompt += (int)batch.size();
-    cached_.insert(cached_.end(), tokens.begin(), tokens.end());
-    pending_.reset();
-  }
-
-  // Decodes the last generated token if generation stopped before decoding it (at -n or a reverse
-  // prompt), so that the cache holds everything that was printed. False when the context is full.
-  bool commit_pending(Timings& t) {
-    if (!pending_) return true;
-    if (n_cached() >= ctx_.n_ctx()) return false;
-    decode_one(*pending_, t);
-    return true;
-  }
-
-  // Samples from the ready logits until a stop condition; on_text receives valid UTF-8 as it comes.
-  Stop generate(int n_predict, const std::function<void(const std::string&)>& on_text, std::string& generated,
-                Timings& t) {
-    const Tokenizer& tok = model_.tokenizer();
-    StreamDecoder decoder(tok);
-    int n_generated = 0;
-    Stop stop = Stop::Limit;
-    while (n_predict < 0 || n_generated < n_predict) {
-      int32_t id = sampler_.sample(ctx_.logits(0));
-      sampler_.accept(id);
-      if (!opts_.ignore_eos && tok.is_eog(id)) {
-        stop = Stop::EndOfGeneration;
-        break;
-      }
-      ++n_generated;
-      pending_ = id;
-      std::string text = decoder.push(id);
-      if (!text.empty()) {
-        size_t before = generated.size();
-        generated += text;
-        on_text(text);
-        if (contains_reverse_prompt(generated, before)) {
-          stop = Stop::ReversePrompt;
-          break;
-        }
-      }
-      if (n_predict >= 0 && n_generated >= n_predict) break;
-      if ((int)cached_.size() >= ctx_.n_ctx()) {
-        stop = Stop::ContextFull;
-        break;
-      }
-      decode_one(id, t);
-    }
-    std::string rest = decoder.flush();
-    if (!rest.empty()) {
-      generated += rest;
-      on_text(rest);
-    }
-    return stop;
-  }
-
-  void reset() {
-    ctx_.clear_sequence(0);
-    cached_.clear();
-    pending_.reset();
-    sampler_.reset();
-  }
-
- private:
-  void decode_one(int32_t id, Timings& t) {
-    Batch batch;
-    batch.add(id, (int32_t)cached_.size(), 0, true);
-    Stopwatch clock;
-    ctx_.decode(batch);
-    t.eval_s += clock.seconds();
-    t.n_eval += 1;
-    cached_.push_back(id);
-    pending_.reset();
-  }
-
-  // Whether a reverse prompt ends in the text added since `before` (so each match is seen once).
-  bool contains_reverse_prompt(const std::string& text, size_t before) const {
-    for (const auto& r : opts_.reverse_prompts) {
-      if (r.empty()) continue;
-      size_t from = before >= r.size() ? before - r.size() + 1 : 0;
-      if (text.find(r, from) != std::string::npos) return true;
-    }
-    return false;
-  }
-
-  const Model& model_;
-  Context& ctx_;
-  const GenerateOptions& opts_;
-  Sampler sampler_;
-  std::vector<int32_t> cached_;
-  std::optional<int32_t> pending_;  // sampled and printed, not yet in the cache
-};
+void catch_interrupts() {
+  struct sigaction sa = {};
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: a read at the chat prompt returns
+  sigaction(SIGINT, &sa, nullptr);
+}
 
 void write_out(const std::string& text) {
   std::fwrite(text.data(), 1, text.size(), stdout);
@@ -241,10 +146,58 @@ void print_timings(double load_s, const Timings& t, double total_s) {
   std::fprintf(stderr, "bitnet_perf: %16s = %10.2f MiB\n", "peak memory", peak_rss_bytes() / 1048576.0);
 }
 
-void report_stop(Stop stop, const Context& ctx) {
-  if (stop == Stop::EndOfGeneration) std::fprintf(stderr, "[end of text]\n");
-  if (stop == Stop::ContextFull)
-    std::fprintf(stderr, "context full (n_ctx = %d): stopping; use -c to enlarge it\n", ctx.n_ctx());
+// The engine's request for these options; a random seed (-s -1) is drawn here so that it can be
+// printed and every chat turn uses the same one.
+Request base_request(const GenerateOptions& o, uint64_t seed) {
+  Request r;
+  r.sampling = o.sampling;
+  r.sampling.seed = seed;
+  r.n_predict = o.n_predict < 0 ? -1 : o.n_predict;
+  r.stop = o.reverse_prompts;
+  r.ignore_eos = o.ignore_eos;
+  r.context_shift = o.context_shift;
+  return r;
+}
+
+// Runs one request on the engine's thread and waits for it; Ctrl-C cancels it. `before_start`
+// runs after the request was accepted and before any of its tokens can be printed.
+Completion run_request(Engine& engine, Request r, const std::function<void()>& before_start = {}) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<Completion> done;
+  r.on_done = [&](const Completion& c) {
+    std::lock_guard<std::mutex> lock(mu);
+    done = c;
+    cv.notify_all();
+  };
+  g_interrupts = 0;
+  const uint64_t id = engine.submit(std::move(r));
+  if (before_start) before_start();
+  engine.start();
+  std::unique_lock<std::mutex> lock(mu);
+  while (!cv.wait_for(lock, std::chrono::milliseconds(20), [&] { return done.has_value(); })) {
+    if (g_interrupts > 0) {
+      engine.cancel(id);
+      g_interrupts = 0;
+    }
+  }
+  if (done->reason == FinishReason::Error) throw Error(done->error);
+  return *done;
+}
+
+// What ends a reply besides its text: the stop string (shown, as llama-cli shows a reverse
+// prompt) and a notice on stderr.
+void finish_output(const Completion& c, const std::function<void(const std::string&)>& emit, int n_ctx) {
+  emit(c.tail);
+  if (c.reason == FinishReason::Stop) emit(c.stop_word);
+  write_out("\n");
+  if (c.reason == FinishReason::Eos) std::fprintf(stderr, "[end of text]\n");
+  if (c.reason == FinishReason::Cancelled) std::fprintf(stderr, "[ interrupted ]\n");
+  if (c.context_full)
+    std::fprintf(stderr, "context full (n_ctx = %d): stopping; use -c to enlarge it or --context-shift\n", n_ctx);
+  if (c.n_context_shifts > 0)
+    std::fprintf(stderr, "[ context shifted %d time(s): the oldest tokens after --keep were dropped ]\n",
+                 c.n_context_shifts);
 }
 
 std::string chat_template_for(const Model& model, const GenerateOptions& o) {
@@ -257,77 +210,122 @@ std::string chat_template_for(const Model& model, const GenerateOptions& o) {
   return name;
 }
 
-// Reads one line of user input: libedit with history on a terminal, plain lines from a pipe.
-std::optional<std::string> read_user_line(bool tty) {
-  if (tty) {
-    char* raw = readline("> ");
-    if (!raw) return std::nullopt;
-    std::string line = raw;
-    std::free(raw);
-    if (!line.empty()) add_history(line.c_str());
-    return line;
-  }
-  std::string line;
-  if (!std::getline(std::cin, line)) return std::nullopt;
-  if (!line.empty() && line.back() == '\r') line.pop_back();
-  return line;
+// Drops the oldest exchange after the system messages (a user message and the replies up to the
+// next user message). False when only the newest user message is left.
+bool drop_oldest_turn(std::vector<ChatMessage>& history) {
+  auto first = std::find_if(history.begin(), history.end(), [](const ChatMessage& m) { return m.role != "system"; });
+  auto next_user = std::find_if(first + (first != history.end()), history.end(),
+                                [](const ChatMessage& m) { return m.role == "user"; });
+  if (next_user == history.end()) return false;
+  history.erase(first, next_user);
+  return true;
 }
 
-int run_chat(const Model& model, Context& ctx, Session& session, const GenerateOptions& o) {
+const char* kChatHelp =
+    "  /help, /?            this list\n"
+    "  /clear               start a new conversation (the system prompt stays)\n"
+    "  /exit, /bye, /quit   leave (as Ctrl-D or Ctrl-C at an empty prompt)\n"
+    "  a line ending in \\   continues on the next line\n"
+    "  \"\"\" ... \"\"\"          a message of several lines\n"
+    "  Ctrl-C               stops the reply\n";
+
+int run_chat(const Model& model, Engine& engine, const GenerateOptions& o, uint64_t seed, Timings& total) {
   const Tokenizer& tok = model.tokenizer();
   const std::string tmpl = chat_template_for(model, o);
   apply_chat_template(tmpl, {}, false);  // an unknown --chat-template fails here, before any input
   std::vector<ChatMessage> system;
-  std::string sys = o.system_prompt ? *o.system_prompt : o.prompt.value_or("");
+  std::string sys = o.system_prompt                ? *o.system_prompt
+                    : !o.prompt_file.empty() ? read_text_file(o.prompt_file)
+                                             : o.prompt.value_or("");
+  if (!o.prompt_file.empty() && !o.system_prompt && !sys.empty() && sys.back() == '\n') sys.pop_back();
   if (o.escape) sys = process_escapes(sys);
   if (!sys.empty()) system.push_back({"system", sys});
   std::vector<ChatMessage> history = system;
-  std::string in_cache;  // the text whose tokens the cache holds
-  const bool tty = isatty(STDIN_FILENO);
-  if (tty) std::fprintf(stderr, "chat mode (template '%s'): /clear starts over, /exit or Ctrl-D ends\n", tmpl.c_str());
+  const size_t n_keep_system = system.empty() ? 0 : tok.encode(apply_chat_template(tmpl, system, false), tok.add_bos_default(), true).size();
+  // The conversation as the last request left it in the engine's slot: its text and tokens. A
+  // new turn that extends this text reuses these tokens (the model sees the tokens it generated,
+  // as in llama-cli); otherwise the whole rendering is tokenized and the engine reuses the
+  // longest common prefix.
+  std::string cached_text;
+  std::vector<int32_t> cached_tokens;
+  const int n_ctx = engine.n_ctx_slot();
+  const int reserve = std::max(1, std::min(o.n_predict > 0 ? o.n_predict : n_ctx / 4, n_ctx / 4));
+  ChatInput input;
+  if (input.terminal())
+    std::fprintf(stderr, "chat mode (template '%s'): /help lists the commands, /exit or Ctrl-D ends\n", tmpl.c_str());
 
-  while (auto line = read_user_line(tty)) {
-    if (*line == "/exit") break;
-    if (*line == "/clear") {
+  for (;;) {
+    g_interrupts = 0;
+    std::optional<std::string> message = input.read_message(g_interrupts);
+    if (!message) {
+      if (input.terminal()) write_out("\n");
+      break;
+    }
+    const std::string command = trim(*message);
+    if (command == "/exit" || command == "/bye" || command == "/quit") break;
+    if (command == "/help" || command == "/?") {
+      std::fprintf(stderr, "%s", kChatHelp);
+      continue;
+    }
+    if (command == "/clear") {
       history = system;
-      in_cache.clear();
-      session.reset();
       std::fprintf(stderr, "[ conversation cleared ]\n");
       continue;
     }
-    if (line->empty()) continue;
-    history.push_back({"user", *line});
-    const std::string rendered = apply_chat_template(tmpl, history, true);
-    // Only the text after what the cache already holds is tokenized and decoded, as llama-cli
-    // does; if the rendering no longer starts with it (a template that trims, /clear), start over.
-    const bool extend = session.n_cached() > 0 && !in_cache.empty() && rendered.starts_with(in_cache);
-    std::vector<int32_t> tokens = extend ? tok.encode(rendered.substr(in_cache.size()), false, true)
-                                         : tok.encode(rendered, tok.add_bos_default(), true);
-    const size_t total = (extend ? session.n_cached() : 0) + tokens.size();
-    if (total >= (size_t)ctx.n_ctx()) {
-      std::fprintf(stderr, "the conversation (%zu tokens) no longer fits the context (n_ctx = %d): /clear starts over\n",
-                   total, ctx.n_ctx());
+    if (command.empty()) continue;
+    if (o.verbose)
+      std::fprintf(stderr, "[ message: %zu bytes, %zu line(s) ]\n", message->size(),
+                   (size_t)std::count(message->begin(), message->end(), '\n') + 1);
+    history.push_back({"user", *message});
+
+    std::string rendered;
+    std::vector<int32_t> tokens;
+    int dropped = 0;
+    for (;;) {
+      rendered = apply_chat_template(tmpl, history, true);
+      if (!cached_text.empty() && rendered.starts_with(cached_text)) {
+        tokens = cached_tokens;
+        for (int32_t t : tok.encode(rendered.substr(cached_text.size()), false, true)) tokens.push_back(t);
+      } else {
+        tokens = tok.encode(rendered, tok.add_bos_default(), true);
+      }
+      if (tokens.size() + (size_t)reserve <= (size_t)n_ctx) break;
+      if (!drop_oldest_turn(history)) break;
+      ++dropped;
+    }
+    if (dropped > 0)
+      std::fprintf(stderr, "[ context full (n_ctx = %d): dropped the %d oldest turn(s), the system prompt stays ]\n",
+                   n_ctx, dropped);
+    if (tokens.size() + (size_t)reserve > (size_t)n_ctx) {
+      std::fprintf(stderr, "this message (%zu tokens with the system prompt) leaves no room in the context (n_ctx = %d)\n",
+                   tokens.size(), n_ctx);
       history.pop_back();
       continue;
     }
-    Timings t;
-    size_t kept = session.n_cached();
-    if (extend && !tokens.empty()) session.append(tokens, t);
-    else kept = session.feed(tokens, t);
-    if (o.verbose) std::fprintf(stderr, "[ %zu tokens kept in the cache, %d decoded ]\n", kept, t.n_prompt);
-    std::string reply;
-    Stop stop = session.generate(o.n_predict, write_out, reply, t);
-    write_out("\n");
-    if (stop == Stop::ContextFull) report_stop(stop, ctx);
-    in_cache = session.commit_pending(t) ? rendered + reply : std::string();
-    history.push_back({"assistant", reply});
-    std::fprintf(stderr, "[ Prompt: %.1f t/s | Generation: %.1f t/s ]\n", per_second(t.n_prompt, t.prompt_s),
-                 per_second(t.n_eval, t.eval_s));
+    Request r = base_request(o, seed);
+    r.prompt = tokens;
+    r.n_keep = (int)n_keep_system;  // a context shift keeps the system prompt
+    r.on_token = [](const TokenEvent& e) { write_out(e.text); };
+    const Completion c = run_request(engine, std::move(r));
+    finish_output(c, write_out, n_ctx);
+    if (o.verbose) std::fprintf(stderr, "[ %d tokens reused from the cache, %d decoded ]\n", c.n_cached, c.n_prompt - c.n_cached);
+    history.push_back({"assistant", c.text});
+    // A reply cut at a stop string no longer matches its tokens.
+    if (c.reason != FinishReason::Stop) {
+      cached_text = rendered + c.text;
+      cached_tokens = tokens;
+      cached_tokens.insert(cached_tokens.end(), c.tokens.begin(), c.tokens.end());
+    } else {
+      cached_text.clear();
+    }
+    total.add(c);
+    std::fprintf(stderr, "[ Prompt: %.1f t/s | Generation: %.1f t/s ]\n",
+                 per_second(c.n_prompt - c.n_cached, c.prompt_seconds), per_second(c.n_gen_decoded, c.generation_seconds));
   }
   return 0;
 }
 
-int run_completion(const Model& model, Context& ctx, Session& session, const GenerateOptions& o, Timings& t) {
+int run_completion(const Model& model, Engine& engine, const GenerateOptions& o, uint64_t seed, Timings& t) {
   const Tokenizer& tok = model.tokenizer();
   std::string prompt = o.prompt.value_or("");
   if (!o.prompt_file.empty()) {
@@ -337,9 +335,13 @@ int run_completion(const Model& model, Context& ctx, Session& session, const Gen
   if (o.escape) prompt = process_escapes(prompt);
   std::vector<int32_t> tokens = tok.encode(prompt, tok.add_bos_default(), true);
   if (tokens.empty() && tok.bos() >= 0) tokens.push_back(tok.bos());
-  if (o.display_prompt) write_out(prompt);
-  session.feed(tokens, t);
+  if (tokens.empty()) throw Error("nothing to decode: empty prompt and the vocabulary has no BOS token");
 
+  Request r = base_request(o, seed);
+  r.prompt = tokens;
+  // llama.cpp's --keep: tokens after the BOS; -1 or more than the prompt: all of it.
+  const size_t bos = tok.add_bos_default() && tokens[0] == tok.bos() ? 1 : 0;
+  r.n_keep = o.n_keep < 0 || (size_t)o.n_keep + bos > tokens.size() ? (int)tokens.size() : o.n_keep + (int)bos;
   // SentencePiece marks a word start with a space; after an empty prompt that space is not text
   // (llama.cpp's detokenizer and llama2.c drop it too).
   bool strip_space = prompt.empty() && tok.model_name() == "llama";
@@ -350,10 +352,12 @@ int run_completion(const Model& model, Context& ctx, Session& session, const Gen
     }
     write_out(text);
   };
-  std::string generated;
-  Stop stop = session.generate(o.n_predict, emit, generated, t);
-  write_out("\n");
-  report_stop(stop, ctx);
+  r.on_token = [&](const TokenEvent& e) { emit(e.text); };
+  const Completion c = run_request(engine, std::move(r), [&] {
+    if (o.display_prompt) write_out(prompt);
+  });
+  finish_output(c, emit, engine.n_ctx_slot());
+  t.add(c);
   return 0;
 }
 
@@ -377,9 +381,10 @@ int cmd_generate(int argc, char** argv) {
 
   Stopwatch total;
   std::unique_ptr<Model> model = load_model(o.engine);
-  std::unique_ptr<Context> ctx = Context::create(*model, context_params(o.engine));
+  EngineParams ep;
+  ep.context = context_params(o.engine);
+  Engine engine(*model, ep);
   const double load_s = total.seconds();
-  const int n_threads = ctx->threads().size();
   if (o.verbose) {
     const ModelConfig& c = model->config();
     std::fprintf(stderr,
@@ -388,16 +393,18 @@ int cmd_generate(int argc, char** argv) {
                  model->description().c_str(), c.arch_name.c_str(), (long long)c.n_vocab, (long long)c.n_embd,
                  (long long)c.n_layer, (long long)c.n_head, (long long)c.n_head_kv, (long long)c.n_ff,
                  (long long)c.n_ctx_train);
-    std::fprintf(stderr, "context: n_ctx = %d | KV cache %.2f MiB (%s)\n", ctx->n_ctx(), ctx->kv_bytes() / 1048576.0,
-                 kv_type_name(o.engine.kv_type()));
+    std::fprintf(stderr, "context: n_ctx = %d | KV cache %.2f MiB (%s)\n", engine.n_ctx_slot(),
+                 engine.stats().kv_bytes / 1048576.0, kv_type_name(o.engine.kv_type()));
   }
-  std::fprintf(stderr, "%s\n", system_info_line(n_threads).c_str());
-  Session session(*model, *ctx, o);
-  std::fprintf(stderr, "sampler seed: %llu\n", (unsigned long long)session.seed());
+  std::fprintf(stderr, "%s\n", system_info_line(engine.n_threads()).c_str());
+  uint64_t seed = o.sampling.seed;
+  if (seed == 0xFFFFFFFF) seed = std::random_device{}() & 0x7FFFFFFF;
+  std::fprintf(stderr, "sampler seed: %llu\n", (unsigned long long)seed);
 
-  if (o.conversation) return run_chat(*model, *ctx, session, o);
+  catch_interrupts();
   Timings t;
-  int rc = run_completion(*model, *ctx, session, o, t);
+  int rc = o.conversation ? run_chat(*model, engine, o, seed, t) : run_completion(*model, engine, o, seed, t);
+  engine.stop();
   print_timings(load_s, t, total.seconds());
   return rc;
 }
