@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include "bitnet/error.h"
 #include "bitnet/hub.h"
@@ -382,4 +383,26 @@ TEST_F(Hub, RepositoriesWithoutGgufDownloadAsSnapshots) {
   EXPECT_EQ(slurp(fs::path(dir_path) / "config.json"), "{}");
   settings.offline = true;
   EXPECT_EQ(pull("org/safetensors"), dir_path);
+}
+
+TEST_F(Hub, ConcurrentPullsOfOneFileDownloadItOnce) {
+  // As two processes would: the second waits on the lock file, then finds the blob in place.
+  server.add({"org/slow", kCommit, {{"m-i2_s.gguf", gguf}}, "", false, 0, 1 << 20});
+  std::string a, b;
+  ::testing::internal::CaptureStderr();
+  auto run = [&](std::string& out) {
+    try {
+      out = pull("org/slow");
+    } catch (const Error& e) {
+      out = e.what();
+    }
+  };
+  std::thread first(run, std::ref(a));
+  std::thread second(run, std::ref(b));
+  first.join();
+  second.join();
+  ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(slurp(a), gguf);
+  EXPECT_EQ(count("cdn"), 1u);
 }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
@@ -101,12 +102,19 @@ std::string read_file(const fs::path& path) {
   return s.str();
 }
 
+// A name beside `path` that no other process or thread uses at the same time.
+fs::path temporary_name(const fs::path& path) {
+  static std::atomic<unsigned> counter{0};
+  fs::path tmp = path;
+  tmp += ".tmp" + std::to_string(getpid()) + "." + std::to_string(counter++);
+  return tmp;
+}
+
 // Replaces `path` with `content` atomically (readers never see a partial file).
 void write_file_atomically(const fs::path& path, const std::string& content) {
   std::error_code ec;
   fs::create_directories(path.parent_path(), ec);
-  fs::path tmp = path;
-  tmp += ".tmp" + std::to_string(getpid());
+  fs::path tmp = temporary_name(path);
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out << content;
@@ -127,9 +135,7 @@ void link_snapshot(const RepoCache& cache, const std::string& commit, const std:
   if (fs::is_symlink(link, ec) && fs::read_symlink(link, ec) == target) return;
   fs::create_directories(link.parent_path(), ec);
   if (ec) throw Error("cannot create '" + link.parent_path().string() + "': " + ec.message());
-  fs::path tmp = link;
-  tmp += ".tmp" + std::to_string(getpid());
-  fs::remove(tmp, ec);
+  fs::path tmp = temporary_name(link);
   fs::create_symlink(target, tmp, ec);
   if (!ec) fs::rename(tmp, link, ec);
   if (ec) throw Error("cannot create the link '" + link.string() + "': " + ec.message());
