@@ -75,6 +75,10 @@ struct StandInHub::Impl {
     record("hub", req);
     StandInRepo repo;
     if (!find(req.matches[1], repo)) return not_found(res);
+    if (repo.down) {
+      res.status = 503;
+      return;
+    }
     std::string rev = req.matches[2];
     if (rev != "main" && rev != repo.commit) {
       res.status = 404;

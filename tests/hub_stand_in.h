@@ -21,6 +21,7 @@ struct StandInRepo {
   bool corrupt = false;       // the CDN flips a byte of every LFS file
   size_t cut_after = 0;       // > 0: the CDN closes each connection after this many bytes
   size_t bytes_per_second = 0;  // > 0: the CDN sends at this rate
+  bool down = false;          // the Hub answers 503 for this repository
 };
 
 class StandInHub {

@@ -238,6 +238,15 @@ TEST_F(Hub, CachedFilesAreReusedWithoutDownloading) {
   EXPECT_EQ(pull("org/model-gguf"), first);
   EXPECT_NE(::testing::internal::GetCapturedStderr().find("using the cached copy"), std::string::npos);
   expect_error([&] { pull("org/other"); }, {"cannot reach http://127.0.0.1:1", "not in the cache"});
+
+  // The Hub down (HTTP 5xx): the same.
+  settings.endpoint = server.endpoint();
+  StandInRepo down{"org/model-gguf", kCommit, {}};
+  down.down = true;
+  server.add(down);
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(pull("org/model-gguf"), first);
+  EXPECT_NE(::testing::internal::GetCapturedStderr().find("HTTP 503"), std::string::npos);
 }
 
 TEST_F(Hub, UsesFilesThatHuggingfaceHubDownloaded) {

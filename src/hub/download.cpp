@@ -57,7 +57,8 @@ class Progress {
     if (!enabled_) return;
     auto now = std::chrono::steady_clock::now();
     double elapsed = std::chrono::duration<double>(now - begin_).count();
-    double speed = elapsed > 0 ? (double)(done - start_bytes_) / elapsed : 0;
+    // Bytes of this session (a server that ignored Range restarted the file below start_bytes_).
+    double speed = elapsed > 0 && done > start_bytes_ ? (double)(done - start_bytes_) / elapsed : 0;
     int percent = (int)(done * 100 / total_);
     if (tty_) {
       if (!final && now - last_draw_ < std::chrono::milliseconds(100)) return;

@@ -88,4 +88,11 @@ cmp -s "$path" slow/model-i2_s.gguf && ok || fail "resumed pull: $(cat err.txt)"
 grep -q "resuming model-i2_s.gguf at $have of $SIZE bytes" err.txt && ok || fail "no resume message: $(cat err.txt)"
 [[ ! -e $partial ]] && ok || fail "the .incomplete file remains"
 
+# On a terminal (script gives the command one) the progress is a redrawn bar with bytes, speed, ETA.
+if command -v script >/dev/null; then
+  HF_HOME=$WORK/hf-tty script -qec "'$BIN' pull org/slow" /dev/null </dev/null >tty.txt 2>&1 || true
+  if grep -q $'\r''model-i2_s.gguf \[[#.]*\] .* KiB / .* KiB .*/s ETA [0-9]' tty.txt; then ok; else
+    fail "no progress bar on a terminal: $(tr '\r' '\n' < tty.txt | tail -n 3)"; fi
+fi
+
 report
