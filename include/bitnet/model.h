@@ -1,11 +1,17 @@
 // Loading a model from GGUF and running it: the engine's public API.
 //
 // A Model is immutable after load (weights repacked into the kernels' runtime layout, tokenizer,
-// hyperparameters) and can be shared by several Contexts. A Context owns a KV cache with one slot
-// per sequence and decodes batches whose tokens may belong to different sequences, so a server can
-// advance many conversations in one pass over the weights.
+// hyperparameters): its const methods may be called from any number of threads at once, and one
+// Model may back several Contexts, also on different threads. A Context holds the KV cache of
+// several sequences (pages taken from one pool) and decodes batches whose tokens may belong to
+// different sequences, so a server can advance many conversations in one pass over the weights.
+//
+// Lifetimes: the Model must outlive every Context created from it (a Context reads its weights);
+// pointers returned by Context::logits stay valid until the next decode or the Context's end.
+// Messages (loading progress, warnings) go through the log sink of bitnet/log.h.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,7 +43,7 @@ struct ModelConfig {
 struct LoadOptions {
   int n_threads = 0;            // 0: physical cores
   std::string tokenizer_path;   // optional tokenizer file used instead of the GGUF's vocabulary
-  bool progress = true;         // loading progress on stderr
+  bool progress = true;         // loading progress through the log sink (bitnet/log.h)
 };
 
 class Model {
@@ -65,11 +71,13 @@ const char* kv_type_name(KvType t);
 KvType parse_kv_type(const std::string& name);
 
 struct ContextParams {
-  int n_ctx = 0;         // 0: the model's training context
-  int n_seq = 1;         // sequences (KV slots)
+  int n_ctx = 0;         // 0: the model's training context. The KV pool holds n_ctx positions in
+                         // total, shared by all sequences (whole pages of kv_page_size() positions,
+                         // at least one page per sequence); one sequence holds up to n_ctx positions.
+  int n_seq = 1;         // sequence ids [0, n_seq)
   KvType kv_type = KvType::F16;
   int n_threads = 0;     // 0: physical cores
-  int n_batch = 512;     // tokens per forward pass; larger batches are split
+  int n_batch = 512;     // tokens per forward pass (micro-batch); larger batches are split
 };
 
 // Tokens to decode together. Entry i: token at position pos of sequence seq; want_logits says
@@ -84,20 +92,55 @@ struct Batch {
   size_t size() const { return token.size(); }
 };
 
+// Not thread-safe: one thread at a time may use a Context (it runs its own thread pool inside
+// decode). The Model it was created from must outlive it.
+//
+// KV cache: each sequence holds positions [0, seq_length) in pages of kv_page_size() positions
+// taken from a pool shared by all sequences and returned to it when a sequence is truncated or
+// released. Pages may be shared between sequences (seq_copy); a shared page is copied before one
+// of its sharers writes to it (copy-on-write), so sequences never see each other's tokens.
+//
+// Results do not depend on the batch: a sequence's logits are bit-identical whether it is decoded
+// alone or together with other sequences, in one batch or token by token, with any micro-batch
+// size (for the same thread count and backend).
 class Context {
  public:
   static std::unique_ptr<Context> create(const Model& model, const ContextParams& params);
   virtual ~Context() = default;
 
-  // Runs the batch. Each sequence's positions must be contiguous from its cached length: the
-  // tokens of sequence s at positions p..p+k need positions 0..p-1 of s already decoded. Throws
-  // bitnet::Error when a position is out of the context or a token id out of the vocabulary.
-  virtual void decode(const Batch& batch) = 0;
-  // Logits of the j-th entry of the last batch that asked for them (n_vocab floats).
+  // Runs the batch. The positions of each sequence in the batch must continue exactly from its
+  // seq_length and increase by one (p, p+1, ...; entries of different sequences may interleave);
+  // anything else (a gap, a repeat, going back), a token id outside the vocabulary, a sequence id
+  // outside [0, n_seq) or a position at or past n_ctx throws bitnet::Error and leaves the cache
+  // untouched. Rewinding is explicit: seq_truncate. Throws bitnet::Error("KV cache full ...") when
+  // the pool lacks the pages the batch needs, cache untouched.
+  // The batch runs in micro-batches of n_batch tokens; the abort callback is polled before each.
+  // Returns false when it asked to stop: the sequences then hold the tokens of the micro-batches
+  // that completed (seq_length tells) and there are no logits. Returns true otherwise.
+  virtual bool decode(const Batch& batch) = 0;
+  // Logits of the j-th entry of the last decoded batch that asked for them (entries counted in
+  // batch order, only those with want_logits): n_vocab floats, valid until the next decode.
+  // Throws bitnet::Error when j is out of range.
   virtual const float* logits(size_t j) const = 0;
-  virtual void clear_sequence(int seq) = 0;
+
+  virtual int seq_length(int seq) const = 0;           // positions the sequence holds
+  // Keeps positions [0, n) of the sequence (0 <= n <= seq_length); pages past n return to the pool.
+  virtual void seq_truncate(int seq, int n) = 0;
+  // dst := the first n positions of src (n <= seq_length(src)); dst's old content is released
+  // first. Pages are shared, not copied (copy-on-write), so this takes no pool pages by itself.
+  // src == dst truncates.
+  virtual void seq_copy(int src, int dst, int n) = 0;
+  virtual void seq_release(int seq) = 0;               // seq_truncate(seq, 0)
+  virtual int kv_page_size() const = 0;                // positions per page (a multiple of kKeyTile)
+  virtual size_t kv_pages_total() const = 0;
+  virtual size_t kv_pages_free() const = 0;
+  // Polled by decode before each micro-batch (on the calling thread); returning true stops it.
+  virtual void set_abort_callback(std::function<bool()> cb) = 0;
+
   virtual int n_ctx() const = 0;
   virtual int n_seq() const = 0;
+  // Bytes of the pages sequences currently hold (the pool's memory is committed as pages are
+  // first used).
   virtual size_t kv_bytes() const = 0;
   // Bytes the keys and values of one position take over all layers and KV heads (what generating a
   // token reads per cached position).

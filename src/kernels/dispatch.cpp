@@ -1,9 +1,9 @@
 // CPU feature detection and the choice of kernel backend.
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
 
+#include "bitnet/log.h"
 #include "kernels/kernels_internal.h"
 
 #if defined(__x86_64__)
@@ -118,8 +118,8 @@ const Kernels& choose_kernels() {
     if (const Kernels* k = kernels_for(isa)) return *k;
     break;
   }
-  std::fprintf(stderr, "bitnet: BITNET_ISA=%s is not available on this CPU; using %s\n", wanted,
-               isa_name(best->isa));
+  log(LogLevel::Warn, std::string("bitnet: BITNET_ISA=") + wanted + " is not available on this CPU; using " +
+                          isa_name(best->isa) + "\n");
   return *best;
 }
 

@@ -21,7 +21,9 @@ using namespace kernels_impl;
 
 template <int T>
 void f16_tile(const HeadGemmArgs& a, int64_t m, int64_t t0) {
-  constexpr int U = T == 1 ? 4 : 2;  // independent accumulators per token, to hide FMA latency
+  // Independent accumulators per token, to hide FMA latency. The same count for every T, so that a
+  // token's sum runs in one order whether it is computed alone or in a tile (batch invariance).
+  constexpr int U = 4;
   const auto* row = reinterpret_cast<const uint16_t*>(a.w + (size_t)m * a.row_bytes);
   const float* x[T];
 #pragma GCC unroll 8
@@ -147,7 +149,8 @@ void q6_k_tile(const HeadGemmArgs& a, int64_t m, int64_t t0) {
 }
 
 void gemm_f16(const HeadGemmArgs& a) {
-  for_each_fixed_tile<4>(a, [&]<int T>(int64_t m, int64_t t0) { f16_tile<T>(a, m, t0); });
+  // 2 tokens x 4 accumulators fit the 16 registers
+  for_each_fixed_tile<2>(a, [&]<int T>(int64_t m, int64_t t0) { f16_tile<T>(a, m, t0); });
 }
 void gemm_q8_0(const HeadGemmArgs& a) {
   for_each_fixed_tile<4>(a, [&]<int T>(int64_t m, int64_t t0) { q8_0_tile<T>(a, m, t0); });

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <sstream>
 
+#include "bitnet/log.h"
 #include "model_impl.h"
 
 namespace bitnet {
@@ -100,8 +101,9 @@ void Loader::progress(uint64_t bytes) {
   int pct = bytes_total_ ? (int)(100 * bytes_done_ / bytes_total_) : 100;
   if (pct != last_percent_) {
     last_percent_ = pct;
-    std::fprintf(stderr, "\rloading model: %3d%%", pct);
-    if (pct == 100) std::fputc('\n', stderr);
+    char line[32];
+    std::snprintf(line, sizeof line, "\rloading model: %3d%%%s", pct, pct == 100 ? "\n" : "");
+    log(LogLevel::Info, line);
   }
 }
 
@@ -264,7 +266,7 @@ void Loader::read_config() {
 }
 
 void Loader::load() {
-  show_progress_ = opts_.progress && isatty(STDERR_FILENO);
+  show_progress_ = opts_.progress;
   read_config();
   const ModelConfig& c = m_.cfg;
 

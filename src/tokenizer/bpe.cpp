@@ -4,10 +4,10 @@
 #include <pcre2.h>
 
 #include <algorithm>
-#include <cstdio>
 
 #include "bitnet/error.h"
 #include "bitnet/gguf.h"
+#include "bitnet/log.h"
 #include "tokenizer/utf8.h"
 #include "tokenizer/vocab.h"
 
@@ -40,8 +40,7 @@ PreTokenizer pre_tokenizer_for(const std::string& name, const std::string& sourc
              "\\p{N}+", "[0-9][0-9][0-9]"},
             false,
             false};
-  std::fprintf(stderr, "warning: %s: unknown tokenizer.ggml.pre \"%s\", using the LLaMA 3 pre-tokenizer\n",
-               source.c_str(), name.c_str());
+  log(LogLevel::Warn, "warning: " + source + ": unknown tokenizer.ggml.pre \"" + name + "\", using the LLaMA 3 pre-tokenizer\n");
   return {{kLlama3Pattern}, true, true};
 }
 

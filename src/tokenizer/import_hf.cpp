@@ -1,10 +1,10 @@
 // Hugging Face tokenizer.json with a BPE model: byte-level (LLaMA 3, GPT-2 style) or
 // SentencePiece-style with byte fallback (LLaMA 2 style).
 #include <algorithm>
-#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "bitnet/error.h"
+#include "bitnet/log.h"
 #include "tokenizer/vocab.h"
 
 namespace bitnet::tok {
@@ -39,7 +39,7 @@ std::string pre_tokenizer_name(const json& pre, const std::string& path) {
   if (pattern.find("\\p{N}{1,3}") != std::string::npos && pattern.find("'s|'t|'re|'ve|'m|'ll|'d") != std::string::npos)
     return "llama-bpe";
   if (pattern.rfind("'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+", 0) == 0) return "gpt2";
-  std::fprintf(stderr, "warning: %s: unrecognised pre-tokenizer regex, using the LLaMA 3 one\n", path.c_str());
+  log(LogLevel::Warn, "warning: " + path + ": unrecognised pre-tokenizer regex, using the LLaMA 3 one\n");
   return "llama-bpe";
 }
 

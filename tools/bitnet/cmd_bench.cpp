@@ -191,9 +191,10 @@ std::vector<int32_t> test_tokens(const Model& model, std::mt19937& rng, int n, i
   return tokens;
 }
 
-// One prompt of n tokens from position `from`, in batches of n_batch.
+// One prompt of n tokens from position `from` (the cache cut back to `from` first), in batches of n_batch.
 void run_prompt(Context& ctx, const Model& model, std::mt19937& rng, int n, int n_batch, int from) {
   std::vector<int32_t> tokens = test_tokens(model, rng, n, from);
+  ctx.seq_truncate(0, from);
   for (int start = 0; start < n; start += n_batch) {
     Batch batch;
     const int end = std::min(n, start + n_batch);
@@ -202,9 +203,10 @@ void run_prompt(Context& ctx, const Model& model, std::mt19937& rng, int n, int 
   }
 }
 
-// n single-token decodes from position `from`.
+// n single-token decodes from position `from` (the cache cut back to `from` first).
 void run_generation(Context& ctx, const Model& model, std::mt19937& rng, int n, int from) {
   std::vector<int32_t> tokens = test_tokens(model, rng, n, from);
+  ctx.seq_truncate(0, from);
   for (int i = 0; i < n; ++i) {
     Batch batch;
     batch.add(tokens[i], from + i, 0, true);
@@ -311,8 +313,7 @@ int cmd_bench(int argc, char** argv) {
                            r.test_name().c_str(), (int)threads, depth);
               run_prompt(*ctx, *model, rng, depth, (int)n_batch, 0);
             }
-            // Every run below starts at position `depth`: decoding there again drops what the previous
-            // run cached past it and keeps positions 0..depth-1.
+            // Every run below starts at position `depth`, keeping positions 0..depth-1.
             std::fprintf(stderr, "bench: %s, %s, %d threads: warmup\n", path.c_str(), r.test_name().c_str(), (int)threads);
             if (n_prompt > 0) run_prompt(*ctx, *model, rng, std::min(n_prompt, (int)n_batch), (int)n_batch, depth);
             if (n_gen > 0) run_generation(*ctx, *model, rng, 1, depth);

@@ -75,7 +75,7 @@ int cmd_perplexity(int argc, char** argv) {
   for (int c = 0; c < chunks; ++c) {
     Stopwatch chunk_clock;
     const size_t start = (size_t)c * n_ctx;
-    ctx->clear_sequence(0);
+    ctx->seq_release(0);
     for (int b0 = 0; b0 < n_ctx; b0 += n_batch) {
       const int b1 = std::min(n_ctx, b0 + n_batch);
       Batch batch;

@@ -1,5 +1,7 @@
 #include "common_params.h"
 
+#include <unistd.h>
+
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -65,7 +67,7 @@ std::unique_ptr<Model> load_model(const EngineOptions& o, bool progress) {
   LoadOptions lo;
   lo.n_threads = resolve_threads(o.n_threads);
   lo.tokenizer_path = o.tokenizer_path;
-  lo.progress = progress;
+  lo.progress = progress && isatty(STDERR_FILENO);  // \r updates only make sense on a terminal
   return Model::load(o.model_path, lo);
 }
 
