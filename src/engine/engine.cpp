@@ -89,7 +89,8 @@ struct Engine::Impl {
                  : cp.n_ctx > 0   ? cp.n_ctx / cp.n_seq
                                   : static_cast<int>(m.config().n_ctx_train);
     if (n_ctx_slot < 1) throw Error("engine: a slot's context must hold at least one token");
-    cp.n_ctx = n_ctx_slot;  // every sequence of this Context reserves its whole context
+    // The KV pool holds every slot's whole context (in whole 256-position pages).
+    cp.n_ctx = cp.n_seq * ((n_ctx_slot + 255) / 256 * 256);
     ctx = Context::create(m, cp);
     n_threads = ctx->threads().size();
     max_queued = std::max(0, p.max_queued);
@@ -103,8 +104,7 @@ struct Engine::Impl {
   // ---- KV sequence operations, mirrored in Slot::cached --------------------------------------
   void truncate(Slot& s, size_t n) {
     if (n >= s.cached.size()) return;
-    // The Context rewinds a sequence when a batch continues it at an earlier position.
-    if (n == 0) ctx->clear_sequence(s.id);
+    ctx->seq_truncate(s.id, static_cast<int>(n));
     s.cached.resize(n);
   }
 
