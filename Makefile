@@ -1,29 +1,46 @@
-# Thin wrapper over CMake. `make` builds Release into build/; `make test` and `make run` first make
-# sure the system packages are installed, so each works alone on a fresh machine.
+# Thin wrapper over CMake. `make` builds the bitnet binary (Release, into build/); `make run` and
+# `make test` first make sure the system packages they need are installed, so each works alone on
+# a fresh machine. `make run` needs only the build's packages and builds only the binary; `make
+# test` adds the test packages and builds everything.
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
+PREFIX ?= /usr/local
 CMAKE_FLAGS ?=
+MAKEFLAGS += --no-print-directory
 
-.PHONY: all build deps test run clean
+CONFIGURE = cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release --log-level=WARNING $(CMAKE_FLAGS)
+
+.PHONY: all build build-all deps test-deps test run install clean
 
 all: build
 
-$(BUILD_DIR)/CMakeCache.txt:
-	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+# The bitnet binary alone: tests and microbenchmarks are not configured, so their packages are not needed.
+build:
+	@$(CONFIGURE) -DBITNET_BUILD_TESTS=OFF -DBITNET_BUILD_BENCH=OFF >/dev/null
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target bitnet
 
-build: $(BUILD_DIR)/CMakeCache.txt
-	cmake --build $(BUILD_DIR) -j $(JOBS)
+build-all:
+	@$(CONFIGURE) -DBITNET_BUILD_TESTS=ON -DBITNET_BUILD_BENCH=ON >/dev/null
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
 deps:
-	bash scripts/install-deps.sh
+	@bash scripts/install-deps.sh
 
-test: deps
-	$(MAKE) build
-	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+test-deps:
+	@bash scripts/install-deps.sh --test
+
+test: test-deps
+	@$(MAKE) build-all
+	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
 run: deps
-	$(MAKE) build
-	bash scripts/demo.sh $(BUILD_DIR)/bitnet
+	@$(MAKE) build
+	@bash scripts/demo.sh $(BUILD_DIR)/bitnet
+	@sed 's|build/|$(BUILD_DIR)/|g' scripts/next-steps.txt
+
+# Installs bin/bitnet under PREFIX (default /usr/local); same as cmake --install build --prefix PREFIX.
+install: build
+	@cmake --install $(BUILD_DIR) --prefix $(PREFIX)
 
 clean:
 	rm -rf $(BUILD_DIR)

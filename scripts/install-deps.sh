@@ -1,15 +1,36 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the build and the tests need. Idempotent: when every package is
-# already present it changes nothing and needs no network.
+# Installs the Debian packages bitnet needs. Idempotent: when every package is already present it
+# changes nothing and needs no network.
+#   scripts/install-deps.sh           what building the bitnet binary needs (make, make run)
+#   scripts/install-deps.sh --test    that plus what the test suite and microbenchmarks need (make test)
+#   add --list to print the package names instead of installing them
 set -euo pipefail
 
-packages=(
+runtime=(
   build-essential cmake pkg-config
-  libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcpp-httplib-dev libpcre2-dev libedit-dev libcurl4-openssl-dev libssl-dev
+)
+# GoogleTest and Google Benchmark, and the aarch64 cross compiler + qemu that run the NEON kernel
+# tests on x86.
+test_only=(
+  libgtest-dev libgmock-dev libbenchmark-dev
   g++-aarch64-linux-gnu qemu-user
   tmux
 )
+
+packages=("${runtime[@]}")
+list=0
+for arg in "$@"; do
+  case $arg in
+    --test) packages+=("${test_only[@]}") ;;
+    --list) list=1 ;;
+    *) echo "install-deps: unknown argument '$arg' (--test, --list)" >&2; exit 2 ;;
+  esac
+done
+if ((list)); then
+  printf '%s\n' "${packages[@]}"
+  exit 0
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -22,4 +43,4 @@ sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -106,6 +106,13 @@ constexpr const char* kBitnetHfTemplate =
     "{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}"
     "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}";
 
+// What `bitnet dummy --shape 2b4t` wrote before it copied the real template (files of earlier
+// `make run`s still hold it).
+constexpr const char* kBitnetOldDummyTemplate =
+    "{% for message in messages %}{% if loop.first %}{{ bos_token }}{% endif %}"
+    "{{ message['role'] | capitalize }}: {{ message['content'] }}<|eot_id|>{% endfor %}"
+    "{% if add_generation_prompt %}Assistant: {% endif %}";
+
 // What microsoft/BitNet's utils/convert-ms-to-gguf-bitnet.py writes into its GGUF files.
 constexpr const char* kBitnetGgufTemplate =
     "{% for message in messages %}{% if loop.first %}{{ bos_token }}{% endif %}"
@@ -169,6 +176,7 @@ constexpr const char* kChatmlTemplate =
 TEST(ChatTemplateDetect, RealTemplatesOfEachFamily) {
   EXPECT_EQ(detect_chat_template(kBitnetHfTemplate), "bitnet");
   EXPECT_EQ(detect_chat_template(kBitnetGgufTemplate), "bitnet");
+  EXPECT_EQ(detect_chat_template(kBitnetOldDummyTemplate), "bitnet");
   EXPECT_EQ(detect_chat_template(kFalcon3Template), "falcon3");
   EXPECT_EQ(detect_chat_template(kLlama2Template), "llama2");
   EXPECT_EQ(detect_chat_template(kChatmlTemplate), "chatml");

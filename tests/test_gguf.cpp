@@ -145,6 +145,33 @@ TEST(GgufReader, HandMadeFileOpens) {
   EXPECT_EQ(File::open(path)->version(), 2u);
 }
 
+// Whether /proc/self/maps lists a mapping of the file.
+bool is_mapped(const std::string& path) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line))
+    if (contains(line, path)) return true;
+  return false;
+}
+
+TEST(GgufReader, ReadsIntoMemoryWithoutMmap) {
+  const std::string path = scratch("nommap.gguf");
+  write_file(path, Spec{}.build());
+  auto mapped = File::open(path);
+  EXPECT_TRUE(is_mapped(path));
+  auto read = File::open(path, false);
+  mapped.reset();
+  EXPECT_FALSE(is_mapped(path)) << "--no-mmap left the file mapped";
+  ASSERT_EQ(read->tensors().size(), 2u);
+  const TensorInfo* b = read->find_tensor("b");
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->data[0], 0x5a);
+  EXPECT_EQ(b->data - read->tensors()[0].data, 64);
+  // Nothing depends on the file afterwards.
+  write_file(path, "");
+  EXPECT_EQ(b->data[b->nbytes - 1], 0x5a);
+}
+
 // ---- header ----------------------------------------------------------------------------------
 
 TEST(GgufReader, RejectsBadMagic) {

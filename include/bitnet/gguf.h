@@ -63,8 +63,10 @@ struct TensorInfo {
 
 class File {
  public:
-  // Maps and validates the file. Throws bitnet::Error on any problem.
-  static std::unique_ptr<File> open(const std::string& path);
+  // Maps and validates the file. Throws bitnet::Error on any problem. With use_mmap false the file
+  // is read into anonymous memory instead (llama.cpp's --no-mmap): nothing then depends on the file
+  // after open returns.
+  static std::unique_ptr<File> open(const std::string& path, bool use_mmap = true);
   ~File();
   File(const File&) = delete;
   File& operator=(const File&) = delete;
@@ -93,6 +95,8 @@ class File {
 
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* find_tensor(std::string_view name) const;
+  // The whole file's bytes (the mapping or the memory it was read into).
+  const uint8_t* bytes() const { return static_cast<const uint8_t*>(map_); }
 
  private:
   File() = default;

@@ -20,6 +20,10 @@ namespace bitnet {
 
 enum class Isa { Scalar, AVX2, AVXVNNI, AVX512VNNI, NEON, NEONDotProd };
 const char* isa_name(Isa isa);
+// The Isa named (as isa_name spells it, any case), or false when no Isa has that name.
+bool parse_isa(const char* name, Isa& out);
+// "scalar, avx2, avxvnni, avx512vnni, neon, neon-dotprod": every name parse_isa accepts.
+std::string isa_names();
 
 constexpr int64_t kTernaryBlock = 128;
 inline int64_t ternary_padded_cols(int64_t k) { return (k + kTernaryBlock - 1) / kTernaryBlock * kTernaryBlock; }

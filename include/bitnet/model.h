@@ -44,6 +44,8 @@ struct LoadOptions {
   int n_threads = 0;            // 0: physical cores
   std::string tokenizer_path;   // optional tokenizer file used instead of the GGUF's vocabulary
   bool progress = true;         // loading progress through the log sink (bitnet/log.h)
+  bool use_mmap = true;         // false: read the file into memory (llama.cpp's --no-mmap)
+  bool mlock = false;           // lock the weights in RAM (mlock); throws bitnet::Error when refused
 };
 
 class Model {

@@ -159,9 +159,10 @@ std::string detect_chat_template(const std::string& jinja_text) {
     return !contains("<|end|>") && contains("eos_token") ? std::string(kFalcon3) : "";
   }
   if (contains("<|start_header_id|>") && contains("<|end_header_id|>")) return std::string(kLlama3);
-  // BitNet b1.58 2B4T: its tokenizer_config.json template ("Role: content<|eot_id|>" with an
-  // 'Assistant: ' generation prompt), or the placeholder microsoft/BitNet's converter writes.
-  if (contains("BITNETAssistant") || (contains("<|eot_id|>") && contains("'Assistant: '"))) {
+  // BitNet b1.58 2B4T: "Role: content<|eot_id|>" turns with an "Assistant: " generation prompt,
+  // written as a quoted string (its tokenizer_config.json) or as template text (older files of
+  // `bitnet dummy`), or the placeholder microsoft/BitNet's converter writes.
+  if (contains("BITNETAssistant") || (contains("<|eot_id|>") && contains("Assistant: "))) {
     return std::string(kBitnet);
   }
   return "";

@@ -285,7 +285,23 @@ class Reader {
   }
 };
 
-std::unique_ptr<File> File::open(const std::string& path) {
+// `size` bytes of the open file `fd` in anonymous memory (so ~File's munmap releases them too).
+static void* read_into_memory(int fd, uint64_t size, const std::string& path) {
+  void* mem = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) throw Error(path + ": cannot allocate " + std::to_string(size) + " bytes to read it: " + std::strerror(errno));
+  for (uint64_t done = 0; done < size;) {
+    const ssize_t n = ::pread(fd, static_cast<uint8_t*>(mem) + done, std::min<uint64_t>(size - done, 1u << 30), (off_t)done);
+    if (n <= 0) {
+      const std::string why = n < 0 ? std::strerror(errno) : "the file shrank while it was read";
+      ::munmap(mem, size);
+      throw Error(path + ": cannot read: " + why);
+    }
+    done += (uint64_t)n;
+  }
+  return mem;
+}
+
+std::unique_ptr<File> File::open(const std::string& path, bool use_mmap) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw Error(path + ": cannot open: " + std::strerror(errno));
   struct stat st {};
@@ -303,10 +319,21 @@ std::unique_ptr<File> File::open(const std::string& path) {
     throw Error(path + ": " + problem);
   }
   const uint64_t size = static_cast<uint64_t>(st.st_size);
-  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  const int map_errno = errno;
-  ::close(fd);  // the mapping keeps the file alive
-  if (map == MAP_FAILED) throw Error(path + ": cannot map " + std::to_string(size) + " bytes: " + std::strerror(map_errno));
+  void* map = nullptr;
+  if (!use_mmap) {
+    try {
+      map = read_into_memory(fd, size, path);
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+    ::close(fd);
+  } else {
+    map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    const int map_errno = errno;
+    ::close(fd);  // the mapping keeps the file alive
+    if (map == MAP_FAILED) throw Error(path + ": cannot map " + std::to_string(size) + " bytes: " + std::strerror(map_errno));
+  }
 
   std::unique_ptr<File> file(new File());
   file->path_ = path;

@@ -1,6 +1,6 @@
 // CPU feature detection and the choice of kernel backend.
 #include <cstdlib>
-#include <cstring>
+#include <strings.h>
 #include <utility>
 
 #include "bitnet/log.h"
@@ -113,11 +113,13 @@ const Kernels& choose_kernels() {
   const Kernels* best = kernels_for(isas.back());
   const char* wanted = std::getenv("BITNET_ISA");
   if (!wanted || !*wanted) return *best;
-  for (Isa isa : kAllIsas) {
-    if (std::strcmp(wanted, isa_name(isa)) != 0) continue;
-    if (const Kernels* k = kernels_for(isa)) return *k;
-    break;
+  Isa isa;
+  if (!parse_isa(wanted, isa)) {
+    log(LogLevel::Warn, std::string("bitnet: BITNET_ISA=") + wanted + " is not a kernel set (" + isa_names() +
+                            "); using " + isa_name(best->isa) + "\n");
+    return *best;
   }
+  if (const Kernels* k = kernels_for(isa)) return *k;
   log(LogLevel::Warn, std::string("bitnet: BITNET_ISA=") + wanted + " is not available on this CPU; using " +
                           isa_name(best->isa) + "\n");
   return *best;
@@ -135,6 +137,21 @@ const char* isa_name(Isa isa) {
     case Isa::NEONDotProd: return "neon-dotprod";
   }
   return "unknown";
+}
+
+bool parse_isa(const char* name, Isa& out) {
+  for (Isa isa : kAllIsas) {
+    if (strcasecmp(name, isa_name(isa)) != 0) continue;
+    out = isa;
+    return true;
+  }
+  return false;
+}
+
+std::string isa_names() {
+  std::string names;
+  for (Isa isa : kAllIsas) names += (names.empty() ? "" : ", ") + std::string(isa_name(isa));
+  return names;
 }
 
 const Kernels* kernels_for(Isa isa) { return supported(isa) ? compiled_table(isa) : nullptr; }

@@ -4,12 +4,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <sstream>
 
 #include "bitnet/log.h"
@@ -337,11 +339,33 @@ uint64_t ModelImpl::bytes_per_token() const {
   return total;
 }
 
+// Locks in RAM what the forward pass reads: every repacked weight buffer and the file's tensors
+// that are read in place (not the sources of repacked ones, whose pages were dropped).
+static void lock_weights(const ModelImpl& m) {
+  std::vector<std::pair<const void*, size_t>> regions;
+  std::set<std::string> repacked;
+  auto add = [&](const Linear& l) {
+    if (!l.packed) return;
+    regions.emplace_back(l.packed.get(), l.bytes());
+    repacked.insert(l.name);
+  };
+  add(m.head);
+  for (const Layer& l : m.layers)
+    for (const Linear* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down}) add(*w);
+  for (const gguf::TensorInfo& t : m.file->tensors())
+    if (!repacked.count(t.name) && t.nbytes > 0) regions.emplace_back(t.data, t.nbytes);
+  for (auto [p, n] : regions)
+    if (::mlock(p, n) != 0)
+      throw Error("cannot lock the weights in RAM (--mlock): " + std::string(std::strerror(errno)) +
+                  "; raise the limit (ulimit -l) or run without --mlock");
+}
+
 std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& opts) {
   auto m = std::make_unique<ModelImpl>();
-  m->file = gguf::File::open(path);
+  m->file = gguf::File::open(path, opts.use_mmap);
   ThreadPool pool(opts.n_threads > 0 ? opts.n_threads : physical_core_count());
   Loader(*m, opts, pool).load();
+  if (opts.mlock) lock_weights(*m);
   return m;
 }
 

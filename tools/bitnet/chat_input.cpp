@@ -32,7 +32,7 @@ std::string trim(const std::string& s) {
   return s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
 }
 
-ChatInput::ChatInput() : tty_(isatty(STDIN_FILENO)) { std::setlocale(LC_CTYPE, ""); }
+ChatInput::ChatInput(bool simple_io) : tty_(isatty(STDIN_FILENO) && !simple_io) { std::setlocale(LC_CTYPE, ""); }
 
 std::optional<std::string> ChatInput::read_line(const char* prompt) {
   if (tty_) {

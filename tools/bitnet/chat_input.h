@@ -11,7 +11,9 @@ namespace bitnet::cli {
 // terminal, lines pasted at once arrive as one message. Not thread-safe (one reader).
 class ChatInput {
  public:
-  ChatInput();  // sets the character locale from the environment, so libedit takes non-ASCII text
+  // Sets the character locale from the environment, so libedit takes non-ASCII text. simple_io:
+  // plain lines even on a terminal (no line editing or history), as llama-cli's --simple-io.
+  explicit ChatInput(bool simple_io = false);
   bool terminal() const { return tty_; }
   // The next message; nullopt at the end of the input (Ctrl-D) or when Ctrl-C interrupted the
   // prompt (the SIGINT handler counts in `interrupts`; what was typed is dropped, and the chat

@@ -39,17 +39,25 @@ struct Shape {
 };
 
 // Short templates in each family's chat format (what tokenizer.chat_template holds).
+// BitNet b1.58 2B4T's is the one of its tokenizer_config.json, verbatim.
 constexpr const char* kBitnetTemplate =
-    "{% for message in messages %}{% if loop.first %}{{ bos_token }}{% endif %}"
-    "{{ message['role'] | capitalize }}: {{ message['content'] }}<|eot_id|>{% endfor %}"
-    "{% if add_generation_prompt %}Assistant: {% endif %}";
+    "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+    "message['role'] | capitalize + ': '+ message['content'] | trim + '<|eot_id|>' %}"
+    "{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}";
 constexpr const char* kLlama3Template =
     "{{ bos_token }}{% for message in messages %}<|start_header_id|>{{ message['role'] }}"
     "<|end_header_id|>\n\n{{ message['content'] | trim }}<|eot_id|>{% endfor %}"
     "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}";
+// Falcon3's is the branch without tools of its tokenizer_config.json template.
 constexpr const char* kFalcon3Template =
-    "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}\n"
-    "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}";
+    "{%- for message in messages %}{%- if message['role'] == 'system' %}"
+    "{{- '<|system|>\\n' + message['content'] + '\\n' }}"
+    "{%- elif message['role'] == 'user' %}{{- '<|user|>\\n' + message['content'] + '\\n' }}"
+    "{%- elif message['role'] == 'assistant' %}{%- if not loop.last %}"
+    "{{- '<|assistant|>\\n' + message['content'] + eos_token + '\\n' }}{%- else %}"
+    "{{- '<|assistant|>\\n' + message['content'] + eos_token }}{%- endif %}{%- endif %}"
+    "{%- if loop.last and add_generation_prompt %}{{- '<|assistant|>\\n' }}{%- endif %}{%- endfor %}";
 
 constexpr Shape kShapes[] = {
     {"2b4t", "bitnet-b1.58", "BitNet b1.58 2B4T", 2560, 30, 6912, 20, 5, 128256, 4096, 500000.f,

@@ -8,6 +8,7 @@
 #include <clocale>
 #include <condition_variable>
 #include <cstdio>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -43,7 +44,12 @@ struct GenerateOptions {
   bool ignore_eos = false;
   bool context_shift = false;
   int n_keep = 0;  // -1: the whole prompt
+  bool single_turn = false;
+  bool simple_io = false;
 };
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+std::string chat_template_list();
 
 void add_generate_options(OptionTable& t, GenerateOptions& o) {
   t.section("model and engine");
@@ -67,21 +73,21 @@ void add_generate_options(OptionTable& t, GenerateOptions& o) {
     o.sampling.seed = s < 0 ? 0xFFFFFFFFull : (uint64_t)s;
   });
   t.value({"--temp"}, "T", "temperature (default: 0.8; 0 = greedy)",
-          [&o](const std::string& v) { o.sampling.temp = (float)parse_float("--temp", v); });
+          [&o](const std::string& v) { o.sampling.temp = (float)parse_float("--temp", v, 0, kInf); });
   t.value({"--top-k"}, "N", "top-k sampling (default: 40, 0 = off)",
           [&o](const std::string& v) { o.sampling.top_k = (int32_t)parse_int("--top-k", v, 0, 1 << 30); });
   t.value({"--top-p"}, "P", "top-p sampling (default: 0.95, 1.0 = off)",
-          [&o](const std::string& v) { o.sampling.top_p = (float)parse_float("--top-p", v); });
+          [&o](const std::string& v) { o.sampling.top_p = (float)parse_float("--top-p", v, 0, 1); });
   t.value({"--min-p"}, "P", "min-p sampling (default: 0.05, 0.0 = off)",
-          [&o](const std::string& v) { o.sampling.min_p = (float)parse_float("--min-p", v); });
+          [&o](const std::string& v) { o.sampling.min_p = (float)parse_float("--min-p", v, 0, 1); });
   t.value({"--repeat-penalty"}, "X", "repetition penalty (default: 1.0 = off)",
-          [&o](const std::string& v) { o.sampling.repeat_penalty = (float)parse_float("--repeat-penalty", v); });
+          [&o](const std::string& v) { o.sampling.repeat_penalty = (float)parse_float("--repeat-penalty", v, 0, kInf, true); });
   t.value({"--repeat-last-n"}, "N", "tokens considered by the penalties (default: 64, 0 = off, -1 = context)",
           [&o](const std::string& v) { o.sampling.repeat_last_n = (int32_t)parse_int("--repeat-last-n", v, -1, 1 << 30); });
   t.value({"--presence-penalty"}, "X", "subtracted from the logit of a token in the window (default: 0.0 = off)",
-          [&o](const std::string& v) { o.sampling.presence_penalty = (float)parse_float("--presence-penalty", v); });
+          [&o](const std::string& v) { o.sampling.presence_penalty = (float)parse_float("--presence-penalty", v, -2, 2); });
   t.value({"--frequency-penalty"}, "X", "subtracted once per occurrence in the window (default: 0.0 = off)",
-          [&o](const std::string& v) { o.sampling.frequency_penalty = (float)parse_float("--frequency-penalty", v); });
+          [&o](const std::string& v) { o.sampling.frequency_penalty = (float)parse_float("--frequency-penalty", v, -2, 2); });
   t.flag({"--context-shift"}, "when the context is full, drop half of the tokens after --keep and go on",
          [&o] { o.context_shift = true; });
   t.flag({"--no-context-shift"}, "stop when the context is full (default)", [&o] { o.context_shift = false; });
@@ -90,11 +96,37 @@ void add_generate_options(OptionTable& t, GenerateOptions& o) {
   t.section("chat");
   t.flag({"-cnv", "--conversation"}, "chat mode (-p becomes the system prompt)", [&o] { o.conversation = true; });
   t.flag({"-no-cnv", "--no-conversation"}, "no chat mode (default)", [&o] { o.conversation = false; });
+  t.flag({"-i", "--interactive"}, "interactive: the chat mode here (same as -cnv)", [&o] { o.conversation = true; });
+  t.flag({"-st", "--single-turn"}, "chat: answer one message, then exit", [&o] { o.single_turn = true; });
+  t.flag({"--simple-io"}, "chat: read plain lines (no line editing or history)", [&o] { o.simple_io = true; });
   t.value({"-sys", "--system-prompt"}, "TEXT", "system prompt for chat mode", [&o](const std::string& v) { o.system_prompt = v; });
-  t.value({"--chat-template"}, "NAME", "built-in chat template (default: from the model)",
+  t.value({"--chat-template"}, "NAME", "built-in chat template: " + chat_template_list() + " (default: from the model)",
           [&o](const std::string& v) { o.chat_template = v; });
   t.section("output");
   t.flag({"-v", "--verbose"}, "print model details", [&o] { o.verbose = true; });
+  t.flag({"--log-disable"}, "no informational lines on stderr (progress, system info); warnings and errors stay",
+         [] { set_info_enabled(false); });
+  t.flag({"--color"}, "accepted for compatibility and ignored",
+         [] { note_ignored("--color", "the output is not colored here"); });
+  t.flag({"--no-warmup"}, "accepted for compatibility and ignored",
+         [] { note_ignored("--no-warmup", "generation does no warmup run here"); });
+}
+
+std::string chat_template_list() {
+  std::string names;
+  for (const auto& n : chat_template_names()) names += (names.empty() ? "" : ", ") + n;
+  return names;
+}
+
+// Chat-only options given without chat mode do nothing: say so.
+void warn_chat_only(const GenerateOptions& o) {
+  if (o.conversation) return;
+  std::vector<std::string> given;
+  if (o.system_prompt) given.push_back("-sys");
+  if (!o.chat_template.empty()) given.push_back("--chat-template");
+  if (o.single_turn) given.push_back("-st");
+  if (o.simple_io) given.push_back("--simple-io");
+  for (const auto& name : given) warn(name + " only applies to chat mode (-cnv); ignored");
 }
 
 // Tokens and seconds for a llama.cpp-style timing report, summed over the requests of a run.
@@ -250,7 +282,7 @@ int run_chat(const Model& model, Engine& engine, const GenerateOptions& o, uint6
   std::vector<int32_t> cached_tokens;
   const int n_ctx = engine.n_ctx_slot();
   const int reserve = std::max(1, std::min(o.n_predict > 0 ? o.n_predict : n_ctx / 4, n_ctx / 4));
-  ChatInput input;
+  ChatInput input(o.simple_io);
   if (input.terminal())
     std::fprintf(stderr, "chat mode (template '%s'): /help lists the commands, /exit or Ctrl-D ends\n", tmpl.c_str());
 
@@ -321,6 +353,7 @@ int run_chat(const Model& model, Engine& engine, const GenerateOptions& o, uint6
     total.add(c);
     std::fprintf(stderr, "[ Prompt: %.1f t/s | Generation: %.1f t/s ]\n",
                  per_second(c.n_prompt - c.n_cached, c.prompt_seconds), per_second(c.n_gen_decoded, c.generation_seconds));
+    if (o.single_turn) break;
   }
   return 0;
 }
@@ -378,6 +411,7 @@ int cmd_generate(int argc, char** argv) {
   for (auto& r : o.reverse_prompts)
     if (o.escape) r = process_escapes(r);
   require_model(o.engine);
+  warn_chat_only(o);
 
   Stopwatch total;
   std::unique_ptr<Model> model = load_model(o.engine);
@@ -396,10 +430,12 @@ int cmd_generate(int argc, char** argv) {
     std::fprintf(stderr, "context: n_ctx = %d | KV cache %.2f MiB (%s)\n", engine.n_ctx_slot(),
                  engine.stats().kv_bytes / 1048576.0, kv_type_name(o.engine.kv_type()));
   }
-  std::fprintf(stderr, "%s\n", system_info_line(engine.n_threads()).c_str());
   uint64_t seed = o.sampling.seed;
   if (seed == 0xFFFFFFFF) seed = std::random_device{}() & 0x7FFFFFFF;
-  std::fprintf(stderr, "sampler seed: %llu\n", (unsigned long long)seed);
+  if (info_enabled()) {
+    std::fprintf(stderr, "%s\n", system_info_line(engine.n_threads()).c_str());
+    std::fprintf(stderr, "sampler seed: %llu\n", (unsigned long long)seed);
+  }
 
   catch_interrupts();
   Timings t;

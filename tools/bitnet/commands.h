@@ -11,5 +11,6 @@ int cmd_bench(int argc, char** argv);       // bitnet bench (llama-bench compati
 int cmd_dummy(int argc, char** argv);       // bitnet dummy --shape S --type T -o FILE
 int cmd_quantize(int argc, char** argv);    // bitnet quantize IN OUT TYPE
 int cmd_pull(int argc, char** argv);        // bitnet pull ORG/NAME[:TAG]
+int cmd_show(int argc, char** argv);        // bitnet show MODEL
 
 }  // namespace bitnet::cli

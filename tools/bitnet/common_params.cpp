@@ -2,11 +2,14 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
 #include "bitnet/error.h"
+#include "bitnet/log.h"
 #include "bitnet/hub.h"
 #include "bitnet/kernels.h"
 #include "bitnet/threadpool.h"
@@ -33,22 +36,36 @@ std::string pull_model(const HubOptions& o) {
 void add_engine_options(OptionTable& t, EngineOptions& o) {
   t.value({"-m", "--model"}, "FNAME", "model path (GGUF)", [&o](const std::string& v) { o.model_path = v; });
   add_hub_options(t, o.hub);
-  t.value({"-t", "--threads"}, "N", "threads (default: physical cores)",
-          [&o](const std::string& v) { o.n_threads = (int)parse_int("--threads", v, -1, 1024); });
+  t.value({"-t", "--threads"}, "N", "threads (default: physical cores)", [&o](const std::string& v) {
+    o.n_threads = (int)parse_int("--threads", v, -1, 1024);
+    warn_threads(o.n_threads);
+  });
   t.value({"-c", "--ctx-size"}, "N", "context size (default: 0 = the model's)",
           [&o](const std::string& v) { o.n_ctx = (int)parse_int("--ctx-size", v, 0, 1 << 24); });
   t.value({"-b", "--batch-size"}, "N", "tokens per forward pass (default: 512)",
           [&o](const std::string& v) { o.n_batch = (int)parse_int("--batch-size", v, 1, 1 << 20); });
+  t.value({"-ub", "--ubatch-size"}, "N", "physical batch: at most N tokens per forward pass (min with -b)",
+          [&o](const std::string& v) { o.n_ubatch = (int)parse_int("--ubatch-size", v, 1, 1 << 20); });
   t.flag({"--kv-f32"}, "keep the KV cache in f32 (same as -ctk f32 -ctv f32)",
          [&o] { o.cache_type_k = o.cache_type_v = KvType::F32; });
   t.value({"-ctk", "--cache-type-k"}, "TYPE", "KV cache type: f16 (default), f32 or q8_0 (K and V share it)",
           [&o](const std::string& v) { o.cache_type_k = parse_kv_type(v); });
   t.value({"-ctv", "--cache-type-v"}, "TYPE", "KV cache type: f16 (default), f32 or q8_0 (K and V share it)",
           [&o](const std::string& v) { o.cache_type_v = parse_kv_type(v); });
-  t.value({"-ngl", "--gpu-layers", "--n-gpu-layers"}, "N", "accepted for compatibility and ignored (CPU only)",
-          [](const std::string&) {});
+  t.flag({"--mlock"}, "lock the weights in RAM (never swapped out)", [&o] { o.mlock = true; });
+  t.flag({"--no-mmap"}, "read the model file into memory instead of mapping it", [&o] { o.use_mmap = false; });
   t.value({"--tokenizer"}, "FILE", "tokenizer file to use instead of the GGUF's vocabulary",
           [&o](const std::string& v) { o.tokenizer_path = v; });
+  t.value({"-ngl", "--gpu-layers", "--n-gpu-layers"}, "N", "accepted for compatibility and ignored (CPU only)",
+          [](const std::string&) { note_ignored("-ngl", "this engine runs on the CPU only"); });
+  t.optional_value({"-fa", "--flash-attn"}, {"on", "off", "auto"},
+                   "accepted for compatibility and ignored (attention is always one fused pass here)",
+                   [](const std::string&) { note_ignored("-fa", "attention is always computed in one fused pass here"); });
+  t.value({"-tb", "--threads-batch"}, "N", "accepted for compatibility and ignored (-t serves prompts too)",
+          [](const std::string& v) {
+            parse_int("--threads-batch", v, -1, 1024);
+            note_ignored("-tb", "one thread count (-t) serves prompt processing and generation here");
+          });
 }
 
 int resolve_threads(int requested) { return requested > 0 ? requested : physical_core_count(); }
@@ -67,8 +84,20 @@ std::unique_ptr<Model> load_model(const EngineOptions& o, bool progress) {
   LoadOptions lo;
   lo.n_threads = resolve_threads(o.n_threads);
   lo.tokenizer_path = o.tokenizer_path;
-  lo.progress = progress && isatty(STDERR_FILENO);  // \r updates only make sense on a terminal
-  return Model::load(o.model_path, lo);
+  lo.progress = progress && info_enabled() && isatty(STDERR_FILENO);  // \r updates only make sense on a terminal
+  lo.use_mmap = o.use_mmap;
+  lo.mlock = o.mlock;
+  std::unique_ptr<Model> model = Model::load(o.model_path, lo);
+  const ModelConfig& c = model->config();
+  if (o.n_ctx > c.n_ctx_train)
+    warn("-c " + std::to_string(o.n_ctx) + " is beyond the model's training context (" + std::to_string(c.n_ctx_train) +
+         "): expect degraded output past it");
+  if (model->tokenizer().n_vocab() != c.n_vocab)
+    warn("the tokenizer has " + std::to_string(model->tokenizer().n_vocab()) + " tokens but the embedding has " +
+         std::to_string(c.n_vocab) + " rows: ids past the vocabulary have no text");
+  if (o.mlock && info_enabled())
+    std::fprintf(stderr, "mlock: %.1f MiB locked in RAM\n", locked_bytes() / 1048576.0);
+  return model;
 }
 
 KvType EngineOptions::kv_type() const {
@@ -83,7 +112,7 @@ ContextParams context_params(const EngineOptions& o) {
   p.n_ctx = o.n_ctx;
   p.kv_type = o.kv_type();
   p.n_threads = resolve_threads(o.n_threads);
-  p.n_batch = o.n_batch;
+  p.n_batch = o.n_ubatch > 0 ? std::min(o.n_batch, o.n_ubatch) : o.n_batch;
   return p;
 }
 
@@ -161,7 +190,42 @@ std::vector<int64_t> parse_int_list(const std::string& option, const std::string
 
 std::string system_info_line(int n_threads) {
   return "system_info: n_threads = " + std::to_string(n_threads) + " / " +
-         std::to_string(std::thread::hardware_concurrency()) + " | " + cpu_features_line();
+         std::to_string(std::thread::hardware_concurrency()) + " | " + cpu_features_line() +
+         " | kernels = " + isa_name(kernels().isa);
+}
+
+namespace {
+bool g_info = true;
+}
+
+void set_info_enabled(bool on) {
+  g_info = on;
+  if (on) return set_log_sink({});
+  set_log_sink([](LogLevel level, const std::string& message) {
+    if (level >= LogLevel::Warn) std::fputs(message.c_str(), stderr);
+  });
+}
+bool info_enabled() { return g_info; }
+
+void warn(const std::string& text) { std::fprintf(stderr, "warning: %s\n", text.c_str()); }
+
+void note_ignored(const std::string& option, const std::string& why) {
+  if (g_info) std::fprintf(stderr, "note: %s is accepted and ignored: %s\n", option.c_str(), why.c_str());
+}
+
+void warn_threads(int n_threads) {
+  const unsigned cpus = std::thread::hardware_concurrency();
+  if (cpus > 0 && n_threads > (int)cpus)
+    warn("-t " + std::to_string(n_threads) + " is more than the " + std::to_string(cpus) +
+         " CPUs of this machine: the threads will compete for them");
+}
+
+uint64_t locked_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmLck:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  return 0;
 }
 
 }  // namespace bitnet::cli

@@ -31,15 +31,20 @@ struct EngineOptions {
   int n_threads = 0;  // 0: physical cores
   int n_ctx = 0;      // 0: the model's
   int n_batch = 512;
+  int n_ubatch = 0;  // -ub: 0 unless given; a forward pass takes min(-b, -ub) tokens
+  bool use_mmap = true, mlock = false;
   // -ctk / -ctv when given; both name one type, as K and V share it here.
   std::optional<KvType> cache_type_k, cache_type_v;
   KvType kv_type() const;  // throws when -ctk and -ctv differ
 };
 
-// Registers -m, -hf (add_hub_options), -t, -c, -b, --kv-f32, -ctk/-ctv, -ngl and --tokenizer (the
-// spellings of llama.cpp).
+// Registers -m, -hf (add_hub_options), -t, -c, -b, -ub, --kv-f32, -ctk/-ctv, --mlock, --no-mmap,
+// --tokenizer and the llama.cpp flags that mean nothing on this CPU engine (-ngl, -fa, -tb), with
+// llama.cpp's spellings.
 void add_engine_options(OptionTable& table, EngineOptions& opts);
 int resolve_threads(int requested);  // <= 0: physical cores
+// Loads the model; warns on stderr about -c beyond the training context, a tokenizer whose size
+// differs from the embedding rows, and says how much --mlock locked.
 std::unique_ptr<Model> load_model(const EngineOptions& opts, bool progress = true);
 ContextParams context_params(const EngineOptions& opts);
 // Resolves -hf into model_path (downloading the model if needed); throws when neither -m nor -hf
@@ -54,8 +59,22 @@ std::string process_escapes(const std::string& text);
 std::vector<int64_t> parse_int_list(const std::string& option, const std::string& value, int64_t min,
                                     int64_t max);
 
-// "system_info: n_threads = N / M | AVX2 = 1 | ..." as llama.cpp prints it.
+// "system_info: n_threads = N / M | AVX2 = 1 | ... | kernels = avx2" as llama.cpp prints it, plus
+// the kernel set in use.
 std::string system_info_line(int n_threads);
+
+// Informational stderr lines (progress, system info) are on unless --log-disable turned them off;
+// warnings and errors always print.
+void set_info_enabled(bool on);
+bool info_enabled();
+// "warning: TEXT" on stderr.
+void warn(const std::string& text);
+// The one stderr line for an accepted llama.cpp option that does nothing here.
+void note_ignored(const std::string& option, const std::string& why);
+// Warns when -t asks for more threads than the machine has CPUs.
+void warn_threads(int n_threads);
+// Bytes this process holds locked in RAM (VmLck).
+uint64_t locked_bytes();
 
 class Stopwatch {
  public:

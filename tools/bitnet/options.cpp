@@ -1,6 +1,8 @@
 #include "options.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <sstream>
 
@@ -22,6 +24,16 @@ void OptionTable::value(std::vector<std::string> names, std::string value_name, 
   e.names = std::move(names);
   e.value_name = std::move(value_name);
   e.help = std::move(help);
+  e.on_value = std::move(on);
+  entries_.push_back(std::move(e));
+}
+
+void OptionTable::optional_value(std::vector<std::string> names, std::vector<std::string> values, std::string help,
+                                 std::function<void(const std::string&)> on) {
+  Entry e;
+  e.names = std::move(names);
+  e.help = std::move(help);
+  e.optional_values = std::move(values);
   e.on_value = std::move(on);
   entries_.push_back(std::move(e));
 }
@@ -65,6 +77,17 @@ std::vector<std::string> OptionTable::parse(int argc, char** argv, int first) {
     }
     const Entry* e = find(name);
     if (!e) throw Error("unknown option '" + name + "' (see --help)");
+    if (!e->optional_values.empty()) {
+      std::string value = has_inline ? inline_value : "";
+      if (!has_inline && i + 1 < argc) {
+        for (const auto& v : e->optional_values)
+          if (v == argv[i + 1]) value = argv[++i];
+      }
+      if (has_inline && std::find(e->optional_values.begin(), e->optional_values.end(), value) == e->optional_values.end())
+        throw Error("option '" + name + "': invalid value '" + value + "'");
+      e->on_value(value);
+      continue;
+    }
     if (e->value_name.empty()) {
       if (has_inline) throw Error("option '" + name + "' takes no value");
       e->on_flag();
@@ -93,6 +116,8 @@ std::string OptionTable::help() const {
     std::string left = "  ";
     for (size_t i = 0; i < e.names.size(); ++i) left += (i ? ", " : "") + e.names[i];
     if (!e.value_name.empty()) left += " " + e.value_name;
+    for (size_t i = 0; i < e.optional_values.size(); ++i) left += (i ? "|" : " [") + e.optional_values[i];
+    if (!e.optional_values.empty()) left += "]";
     out << left;
     if (left.size() < 32) out << std::string(32 - left.size(), ' ');
     else out << "\n" << std::string(32, ' ');
@@ -112,12 +137,18 @@ int64_t parse_int(const std::string& option, const std::string& value, int64_t m
   return v;
 }
 
-double parse_float(const std::string& option, const std::string& value) {
+double parse_float(const std::string& option, const std::string& value, double min, double max, bool min_exclusive) {
   errno = 0;
   char* end = nullptr;
   double v = std::strtod(value.c_str(), &end);
-  if (value.empty() || *end != '\0' || errno == ERANGE)
-    throw Error("option '" + option + "': invalid number '" + value + "'");
+  const bool in_range = std::isfinite(v) && (min_exclusive ? v > min : v >= min) && v <= max;
+  if (value.empty() || *end != '\0' || errno == ERANGE || !in_range) {
+    std::ostringstream range;
+    range << (min_exclusive ? "(" : "[") << min << ", ";
+    if (std::isinf(max)) range << "inf)";
+    else range << max << "]";
+    throw Error("option '" + option + "': invalid value '" + value + "' (expected a number in " + range.str() + ")");
+  }
   return v;
 }
 

@@ -16,6 +16,10 @@ class OptionTable {
   // An option with a value ("-n 128" or "--n-predict=128").
   void value(std::vector<std::string> names, std::string value_name, std::string help,
              std::function<void(const std::string&)> on);
+  // An option whose value is optional: the next argument is taken as its value only when it is one
+  // of `values` ("-fa" and "-fa on" both work, as in llama.cpp); `on` gets "" otherwise.
+  void optional_value(std::vector<std::string> names, std::vector<std::string> values, std::string help,
+                      std::function<void(const std::string&)> on);
   // A section title in --help.
   void section(std::string title);
 
@@ -30,6 +34,7 @@ class OptionTable {
   struct Entry {
     std::vector<std::string> names;
     std::string value_name;  // empty for flags
+    std::vector<std::string> optional_values;  // optional_value's accepted values
     std::string help;
     std::function<void()> on_flag;
     std::function<void(const std::string&)> on_value;
@@ -44,6 +49,8 @@ class OptionTable {
 // Strict number parsing for option values: the whole string must be a number in range, else a
 // bitnet::Error naming the option and the value.
 int64_t parse_int(const std::string& option, const std::string& value, int64_t min, int64_t max);
-double parse_float(const std::string& option, const std::string& value);
+// A finite number in [min, max] (in (min, max] when min_exclusive); max may be infinity.
+double parse_float(const std::string& option, const std::string& value, double min, double max,
+                   bool min_exclusive = false);
 
 }  // namespace bitnet::cli
