@@ -16,7 +16,9 @@ namespace {
 
 // The elementwise steps of the forward pass, compiled for several ISAs and picked at load time
 // (GCC function multi-versioning) so that they vectorize on every machine the binary runs on.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// Not in sanitizer builds: the ifunc resolvers run before the sanitizer runtime is initialised.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && \
+    !defined(__SANITIZE_THREAD__)
 #define BITNET_ELEMENTWISE __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define BITNET_ELEMENTWISE

@@ -69,8 +69,11 @@ std::optional<std::string> ChatInput::read_message(const std::atomic<int>& inter
       while (auto line = read_line("... ")) {
         if (interrupts > 0) return std::nullopt;
         if (ends_with_block_quote(*line)) {
-          body += '\n';
-          body += before_block_quote(*line);
+          const std::string last = before_block_quote(*line);
+          if (!trim(last).empty()) {
+            body += '\n';
+            body += last;
+          }
           break;
         }
         body += '\n';
