@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -122,6 +123,10 @@ TEST_F(EngineTest, BatchedRequestsMatchEachAlone) {
   EXPECT_EQ(st.generated_tokens_total, texts.size() * n_predict);
   // Batching happened: fewer model calls than tokens generated.
   EXPECT_LT(st.decode_calls, st.generated_tokens_total);
+  // Idle slots keep their tokens' pages (for prompt reuse); the pool holds every slot's context.
+  EXPECT_GE(st.kv_pages_total, 4u);
+  EXPECT_GE(st.kv_pages_used, 4u);
+  EXPECT_LE(st.kv_pages_used, st.kv_pages_total);
 }
 
 TEST_F(EngineTest, GreedyBatchedEqualsGreedyAlone) {
@@ -230,6 +235,54 @@ TEST_F(EngineTest, CancelMidPrefillAndMidGenerationFreesTheSlot) {
   EXPECT_EQ(d.done.reason, FinishReason::Length);
   EXPECT_EQ(e.done.reason, FinishReason::Cancelled);
   EXPECT_EQ(e.done.slot, -1);
+}
+
+TEST_F(EngineTest, CancelStopsALongPrefillBetweenMicroBatches) {
+  // One step takes the whole prompt in micro-batches of 4 tokens; a cancel from another thread
+  // stops it in the middle. The tokens decoded so far stay cached and are reused exactly.
+  EngineParams p = params(1, 512, 512);
+  p.context.n_batch = 4;
+  Engine engine(stories(), p);
+  std::vector<int32_t> prompt = prompt_of("Once upon a time there was a little girl named Lily.");
+  while (prompt.size() < 400) prompt.insert(prompt.end(), prompt.begin() + 1, prompt.begin() + 14);
+  prompt.resize(400);
+  engine.start();
+  for (int attempt = 0; attempt < 40 && engine.stats().decodes_aborted == 0; ++attempt) {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool finished = false;
+    Request r;
+    r.prompt = prompt;
+    r.n_predict = 4;
+    r.cache_prompt = false;  // a full prefill every attempt
+    r.on_done = [&](const Completion& c) {
+      EXPECT_EQ(c.reason, FinishReason::Cancelled);
+      std::lock_guard<std::mutex> lock(mu);
+      finished = true;
+      cv.notify_all();
+    };
+    const uint64_t id = engine.submit(std::move(r));
+    std::this_thread::sleep_for(std::chrono::microseconds(500 + 500 * attempt));
+    engine.cancel(id);
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return finished; });
+  }
+  engine.stop();
+  const EngineStats st = engine.stats();
+  ASSERT_GT(st.decodes_aborted, 0u) << "no cancel arrived during a prefill in 40 attempts";
+  EXPECT_EQ(st.slots[0].state, SlotState::Idle);
+  EXPECT_GT(st.slots[0].n_cached, 0);
+  EXPECT_LT(st.slots[0].n_cached, 400);
+  // The partial prefill is reused, and the result is the cold one.
+  Result warm;
+  engine.submit(request(prompt, 8, warm));
+  engine.run_until_idle();
+  EXPECT_GT(warm.done.n_cached, 0);
+  Engine cold_engine(stories(), params(1, 512));
+  Result cold;
+  cold_engine.submit(request(prompt, 8, cold));
+  cold_engine.run_until_idle();
+  expect_identical(cold, warm, "after an aborted prefill");
 }
 
 TEST(StopStrings, HoldsBackPossibleStartsAndCutsMatches) {

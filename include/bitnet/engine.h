@@ -27,9 +27,12 @@ namespace bitnet {
 
 struct EngineParams {
   ContextParams context;  // context.n_seq is the number of slots (parallel sequences); context.n_ctx
-                          // the KV positions of all slots together (0: n_slots x the model's
-                          // training context)
-  int n_ctx_slot = 0;     // positions one slot may hold (0: context.n_ctx / slots, as llama-server)
+                          // the positions of all slots together, as llama-server's -c (0: the
+                          // model's training context per slot). The KV pool holds every slot's
+                          // whole context, in pages taken as tokens arrive.
+  int n_ctx_slot = 0;     // positions one slot may hold (0: context.n_ctx / slots)
+                          // context.n_batch is the micro-batch: a cancel stops a decode between
+                          // micro-batches
   int max_queued = 256;   // requests waiting for a slot; submit() refuses more (QueueFull)
   int n_step_tokens = 0;  // tokens decoded per step, generation first, then prompt chunks
                           // (0: context.n_batch)
@@ -143,8 +146,9 @@ struct EngineStats {
   double prompt_seconds_total = 0.0;     // per request, summed
   double generation_seconds_total = 0.0;
   uint64_t decode_calls = 0;             // steps that ran the model
-  uint64_t decoded_tokens_total = 0;     // batch entries over all decode calls
-  size_t kv_pages_used = 0, kv_pages_total = 0;
+  uint64_t decodes_aborted = 0;          // of them, stopped between micro-batches by a cancel
+  uint64_t decoded_tokens_total = 0;     // tokens decoded over all decode calls
+  size_t kv_pages_used = 0, kv_pages_total = 0;  // KV cache pages (idle slots keep theirs for reuse)
   size_t kv_bytes = 0;
   std::vector<SlotStats> slots;
 };

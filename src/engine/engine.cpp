@@ -81,6 +81,8 @@ struct Engine::Impl {
   bool running = false, stopping = false;
   EngineStats published;                   // as of the end of the last step
   std::thread thread;
+  // Set by cancel(): the decode in progress stops after its current micro-batch.
+  std::atomic<bool> abort_decode{false};
 
   Impl(const Model& m, const EngineParams& p) : model(m) {
     ContextParams cp = p.context;
@@ -92,6 +94,7 @@ struct Engine::Impl {
     // The KV pool holds every slot's whole context (in whole 256-position pages).
     cp.n_ctx = cp.n_seq * ((n_ctx_slot + 255) / 256 * 256);
     ctx = Context::create(m, cp);
+    ctx->set_abort_callback([this] { return abort_decode.load(std::memory_order_relaxed); });
     n_threads = ctx->threads().size();
     max_queued = std::max(0, p.max_queued);
     n_step_tokens = p.n_step_tokens > 0 ? p.n_step_tokens : std::max(1, cp.n_batch);
@@ -152,6 +155,7 @@ struct Engine::Impl {
           if (s.session && s.session->id() == id) cancelled.push_back(&s);
       }
       to_cancel.clear();
+      abort_decode = false;
       while (!queue.empty()) {
         Slot* slot = pick_slot(queue.front()->request());
         if (!slot) break;
@@ -239,8 +243,9 @@ struct Engine::Impl {
     if (entries.empty()) return false;
 
     const auto start = Clock::now();
+    bool whole = true;
     try {
-      ctx->decode(batch);
+      whole = ctx->decode(batch);
     } catch (const Error& e) {
       // The cache is untouched: the requests of this batch fail, the others wait for the next step.
       for (const Entry& e2 : entries) retire(*e2.slot, FinishReason::Error, e.what());
@@ -248,23 +253,31 @@ struct Engine::Impl {
     }
     const double decode_s = seconds_since(start);
     ++totals.decode_calls;
-    totals.decoded_tokens_total += batch.size();
+    if (!whole) ++totals.decodes_aborted;
 
     size_t j = 0;  // index among the entries that asked for logits
     for (const Entry& e : entries) {
       Slot& s = *e.slot;
-      s.cached.insert(s.cached.end(), s.input.begin(), s.input.begin() + static_cast<ptrdiff_t>(e.n));
-      s.input.erase(s.input.begin(), s.input.begin() + static_cast<ptrdiff_t>(e.n));
+      // A cancel stopped the decode between micro-batches: what completed stays in the cache, but
+      // there are no logits, so a token that needed them is decoded again next step.
+      size_t n_done = e.n;
+      if (!whole) {
+        n_done = static_cast<size_t>(ctx->seq_length(s.id)) - s.cached.size();
+        if (n_done == e.n && e.logits) ctx->seq_truncate(s.id, static_cast<int>(s.cached.size() + --n_done));
+      }
+      totals.decoded_tokens_total += n_done;
+      s.cached.insert(s.cached.end(), s.input.begin(), s.input.begin() + static_cast<ptrdiff_t>(n_done));
+      s.input.erase(s.input.begin(), s.input.begin() + static_cast<ptrdiff_t>(n_done));
       Completion& c = s.session->completion();
       if (e.prompt) {
-        s.n_prompt_done += static_cast<int>(e.n);
-        totals.prompt_tokens_total += e.n;
+        s.n_prompt_done += static_cast<int>(n_done);
+        totals.prompt_tokens_total += n_done;
         c.prompt_seconds += decode_s;
       } else {
         c.generation_seconds += decode_s;
-        if (e.logits) ++c.n_gen_decoded;
+        if (e.logits && whole) ++c.n_gen_decoded;
       }
-      if (!e.logits) continue;
+      if (!e.logits || !whole) continue;
       const float* logits = ctx->logits(j++);
       if (e.prompt && s.session->request().n_predict == 0) {
         retire(s, FinishReason::Length);
@@ -308,6 +321,8 @@ struct Engine::Impl {
     EngineStats st = totals;
     st.requests_deferred = static_cast<int>(queue.size());
     st.kv_bytes = ctx->kv_bytes();
+    st.kv_pages_total = ctx->kv_pages_total();
+    st.kv_pages_used = st.kv_pages_total - ctx->kv_pages_free();
     for (const Slot& s : slots) {
       SlotStats ss;
       ss.id = s.id;
@@ -406,6 +421,7 @@ bool Engine::cancel(uint64_t id) {
     std::lock_guard<std::mutex> lock(impl_->mu);
     if (!impl_->live.count(id)) return false;
     impl_->to_cancel.insert(id);
+    impl_->abort_decode = true;
   }
   impl_->wake.notify_one();
   return true;
