@@ -13,14 +13,40 @@ MODEL=$WORK/tiny.gguf
 
 "$BITNET" bench -m "$MODEL" -p 64 -n 16 -t 2 -r 2 -ngl 0 >"$WORK/md" 2>"$WORK/err" || fail "bench: $(cat "$WORK/err")"
 cat "$WORK/md"
-header='| model                          |       size |     params | backend    | threads |          test |                  t/s |'
-rule='| ------------------------------ | ---------: | ---------: | ---------- | ------: | ------------: | -------------------: |'
-[[ $(sed -n 1p "$WORK/md") == "$header" ]] || fail "header line"
-[[ $(sed -n 2p "$WORK/md") == "$rule" ]] || fail "rule line"
-row_re='^\| .{30,} \| +[0-9.]+ MiB \| +[0-9.]+ M \| CPU +\| +2 \| +%s \| +[0-9.]+ ± [0-9.]+ \|$'
+# llama-bench's columns; the model column widens to the model's name, every line is as wide.
+header_re='^\| model +\| +size \| +params \| backend +\| threads \| +test \| +t/s \|$'
+sed -n 1p "$WORK/md" | grep -Eq "$header_re" || fail "header line: $(sed -n 1p "$WORK/md")"
+sed -n 2p "$WORK/md" | grep -Eq '^\| -+ \| -+: \| -+: \| -+ \| -+: \| -+: \| -+: \|$' || fail "rule line"
+widths=$(sed -n '1,4p' "$WORK/md" | while IFS= read -r line; do printf '%s' "$line" | wc -m; done | sort -u | wc -l)
+[[ $widths == 1 ]] || fail "table lines differ in width"
+name=$(sed -n 3p "$WORK/md" | awk -F'|' '{print $2}')
+[[ ${#name} -ge 32 && $name == " bitnet-b1.58 "* ]] || fail "model column '$name'"
+row_re='^\| bitnet-b1\.58 .* \| +[0-9.]+ MiB \| +[0-9.]+ M \| CPU +\| +2 \| +%s \| +[0-9.]+ ± [0-9.]+ \|$'
 grep -Eq "$(printf "$row_re" pp64)" "$WORK/md" || fail "no pp64 row"
 grep -Eq "$(printf "$row_re" tg16)" "$WORK/md" || fail "no tg16 row"
 [[ $(wc -l < "$WORK/md") == 4 ]] || fail "expected 4 lines"
+grep -q "^note: -ngl is accepted and ignored" "$WORK/err" || fail "-ngl note"
+# Progress on stderr: one line per test, every stage with --progress.
+[[ $(grep -c "^bench [12]/2: .*t/s$" "$WORK/err") == 2 ]] || fail "per-test progress lines: $(cat "$WORK/err")"
+"$BITNET" bench -m "$MODEL" -p 16 -n 0 -t 1 -r 2 --progress >/dev/null 2>"$WORK/err" || fail "--progress"
+for stage in starting warmup "repetition 1/2" "repetition 2/2"; do
+  grep -q "^bench 1/1: pp16, np 1, 1 threads: $stage" "$WORK/err" || fail "--progress lacks '$stage': $(cat "$WORK/err")"
+done
+"$BITNET" bench -m "$MODEL" -p 16 -n 0 -t 1 -r 1 --progress --no-warmup >/dev/null 2>"$WORK/err" || fail "--no-warmup"
+grep -q "warmup" "$WORK/err" && fail "--no-warmup still warms up"
+
+# Non-default batch size and KV type get their columns; -np adds np and the per-sequence rate;
+# -pg times a prompt and a generation together.
+"$BITNET" bench -m "$MODEL" -p 32 -n 4 -pg 16,4 -np 1,3 -b 16 -ctk q8_0 -t 1 -r 2 >"$WORK/np" 2>"$WORK/err" || fail "-np: $(cat "$WORK/err")"
+cat "$WORK/np"
+sed -n 1p "$WORK/np" | grep -Eq '\| threads \| n_batch \| type_k \| type_v \| +np \| +test \| +t/s \| +t/s per seq \|$' || fail "-np header"
+tests=$(sed -n '3,$p' "$WORK/np" | awk -F'|' '{gsub(/ /, "", $10); gsub(/ /, "", $11); printf "%s:%s,", $10, $11}')
+[[ $tests == "1:pp32,1:tg4,1:pp16+tg4,3:pp32,3:tg4,3:pp16+tg4," ]] || fail "-np rows: $tests"
+# Per-sequence rate = aggregate / np.
+awk -F'|' 'NR > 2 { split($12, a, " "); split($13, b, " "); if ((a[1] / $10 - b[1]) ^ 2 > 0.01) exit 1 }' "$WORK/np" ||
+  fail "t/s per seq is not t/s / np"
+grep -q "16" <(sed -n 3p "$WORK/np" | awk -F'|' '{print $7}') || fail "n_batch column"
+grep -q "q8_0" <(sed -n 3p "$WORK/np" | awk -F'|' '{print $8 $9}') || fail "type_k/type_v columns"
 "$BITNET" bench -m "$MODEL" -p 32 -n 0 -t 1,2 -r 1 -o json >"$WORK/json" 2>/dev/null || fail "json"
 if command -v python3 >/dev/null; then
   python3 - "$WORK/json" <<'PY' || fail "json content"
@@ -44,6 +70,31 @@ grep -Eq "$(printf "$row_re" 'tg8 @ d64')" "$WORK/depth" || fail "tg8 @ d64 row 
 grep -q '"n_depth": 64' "$WORK/depth.json" || fail "json has no n_depth 64"
 if "$BITNET" bench -m "$DEEP" -d -1 2>"$WORK/err"; then fail "accepted -d -1"; fi
 grep -q "^error: .*-d" "$WORK/err" || fail "-d -1 message: $(cat "$WORK/err")"
-if "$BITNET" bench -m "$MODEL" -o csv 2>"$WORK/err"; then fail "accepted -o csv"; fi
-grep -q "^error: .*csv" "$WORK/err" || fail "-o csv message"
+if "$BITNET" bench -m "$MODEL" -o xml 2>"$WORK/err"; then fail "accepted -o xml"; fi
+grep -q "^error: .*xml.*md, csv, json or jsonl" "$WORK/err" || fail "-o xml message"
+if "$BITNET" bench -m "$MODEL" -pg 512 2>"$WORK/err"; then fail "accepted -pg 512"; fi
+grep -q "^error: .*-pg" "$WORK/err" || fail "-pg 512 message"
+if "$BITNET" bench -m "$MODEL" -np 0 2>"$WORK/err"; then fail "accepted -np 0"; fi
+grep -q "^error: .*-np" "$WORK/err" || fail "-np 0 message"
+
+# CSV: llama-bench's header of field names, one quoted line per test; JSONL: one object per test.
+"$BITNET" bench -m "$MODEL" -p 16 -n 4 -np 2 -t 1 -r 2 -o csv >"$WORK/csv" 2>/dev/null || fail "csv"
+[[ $(wc -l < "$WORK/csv") == 3 ]] || fail "csv lines: $(cat "$WORK/csv")"
+head -1 "$WORK/csv" | grep -q "^build_commit,.*,n_parallel,.*,avg_ts,.*samples_ts$" || fail "csv header: $(head -1 "$WORK/csv")"
+sed -n 2p "$WORK/csv" | grep -Eq '^"[0-9a-f]{7,}(-dirty)?|"unknown"' || fail "csv row: $(sed -n 2p "$WORK/csv")"
+"$BITNET" bench -m "$MODEL" -p 16 -n 4 -np 2 -t 1 -r 2 -o jsonl >"$WORK/jsonl" 2>/dev/null || fail "jsonl"
+[[ $(wc -l < "$WORK/jsonl") == 2 ]] || fail "jsonl lines"
+if command -v python3 >/dev/null; then
+  python3 - "$WORK/jsonl" "$WORK/csv" <<'PY' || fail "jsonl/csv content"
+import csv, json, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+assert [(r["n_prompt"], r["n_gen"], r["n_parallel"]) for r in rows] == [(16, 0, 2), (0, 4, 2)], rows
+for r in rows:
+    assert r["build_commit"] and r["cpu_info"] and r["backends"] == "CPU" and r["kernels"], r
+    assert r["type_k"] == "f16" and r["n_batch"] == 512 and len(r["samples_ts"]) == 2, r
+    assert abs(r["avg_ts_per_seq"] * 2 - r["avg_ts"]) < 1e-6 * r["avg_ts"], r
+c = list(csv.DictReader(open(sys.argv[2])))
+assert [(int(r["n_prompt"]), int(r["n_parallel"])) for r in c] == [(16, 2), (0, 2)], c
+PY
+fi
 echo "bench: all ok"
