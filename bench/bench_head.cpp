@@ -96,7 +96,7 @@ const bool registered = [] {
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
     for (HeadType type : {HeadType::F16, HeadType::Q8_0, HeadType::Q6_K})
-      for (int64_t n_tokens : {1, 4}) {
+      for (int64_t n_tokens : {1, 2, 4, 8, 16}) {
         if (kn->isa == Isa::Scalar && n_tokens > 1) continue;  // seconds per call; GEMV is enough
         const char* type_name = type == HeadType::F16 ? "f16" : type == HeadType::Q8_0 ? "q8_0" : "q6_k";
         const std::string label = std::string("head_gemm/") + isa_name(kn->isa) + "/" + type_name +

@@ -104,7 +104,7 @@ const bool registered = [] {
   for (Isa isa : available_isas()) {
     const Kernels* kern = kernels_for(isa);
     const std::string name = isa_name(isa);
-    for (int64_t n_tokens : {1, 64})
+    for (int64_t n_tokens : {1, 2, 4, 8, 16, 64})
       for (const Shape& s : shapes) {
         // The scalar reference at 64 tokens takes seconds per call; its GEMV is enough to compare.
         if (isa == Isa::Scalar && n_tokens > 1) continue;
