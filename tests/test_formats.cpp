@@ -567,13 +567,23 @@ TEST(I2_S, TrailerIsScaleThenZeros) {
   EXPECT_EQ(trailer, expected);
 }
 
-TEST(I2_S, RowLengthMustBeAMultipleOf128) {
-  Bytes tensor(64 * 2 / 4 + 32, 0x55);
-  std::vector<int8_t> read(64);
-  expect_error([&] { read_ternary_row(TensorType::I2_S, tensor.data(), 64, 2, 0, read.data(), "blk.3.attn_q.weight"); },
+// bitnet.cpp packs the flattened tensor, so a row may end inside a 128-value group (bitnet_b1_58-3B's
+// FFN rows of 8640 values); only the tensor must be a multiple of 128.
+TEST(I2_S, RowsOfAnyLengthAreReadFromTheFlattenedTensor) {
+  const uint64_t ne0 = 96, ne1 = 4;
+  const auto values = random_ternary(ne0 * ne1, 5);
+  Bytes tensor(ne0 * ne1 / 4 + 32, 0);
+  encode_i2s(values.data(), (int64_t)(ne0 * ne1), tensor.data());
+  encode_i2s_trailer(0.5f, tensor.data() + ne0 * ne1 / 4);
+  std::vector<int8_t> read(ne0);
+  for (uint64_t r = 0; r < ne1; ++r) {
+    EXPECT_EQ(read_ternary_row(TensorType::I2_S, tensor.data(), ne0, ne1, r, read.data(), "t"), 0.5f);
+    EXPECT_TRUE(std::equal(read.begin(), read.end(), values.begin() + (std::ptrdiff_t)(r * ne0))) << "row " << r;
+  }
+  expect_error([&] { read_ternary_row(TensorType::I2_S, tensor.data(), 64, 1, 0, read.data(), "blk.3.attn_q.weight"); },
                {"blk.3.attn_q.weight", "64", "128"});
-  std::vector<int8_t> values(100, 0);
-  expect_error([&] { encode_i2s(values.data(), 100, tensor.data()); }, {"100", "128"});
+  std::vector<int8_t> odd(100, 0);
+  expect_error([&] { encode_i2s(odd.data(), 100, tensor.data()); }, {"100", "128"});
 }
 
 // ---- all ternary formats -----------------------------------------------------------------------

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,6 +23,15 @@ class Tokenizer {
   // From a standalone file, recognised by content: a Hugging Face tokenizer.json, a tiktoken ranks
   // file (base64 token, space, rank per line), or a SentencePiece .model protobuf.
   static std::unique_ptr<Tokenizer> from_file(const std::string& path);
+  // The special-token settings of a Hugging Face tokenizer_config.json: token texts (empty: keep
+  // what the vocabulary file says) and add_bos_token.
+  struct SpecialTokens {
+    std::string bos, eos;
+    std::optional<bool> add_bos;
+  };
+  // from_file, then BOS/EOS/add_bos as `special` says. Throws when a named token is not in the
+  // vocabulary.
+  static std::unique_ptr<Tokenizer> from_file(const std::string& path, const SpecialTokens& special);
   // A usable vocabulary of exactly n_vocab tokens for random-weight dummy models; any text encodes
   // (to byte tokens) and decodes back exactly. "gpt2": the 256 byte tokens, normal fillers, and
   // BOS/EOS/EOT as the last three ids, or at 128000/128001/128009 among the 256 LLaMA 3 special

@@ -20,18 +20,25 @@ std::string where(const std::string& tensor_name, uint64_t r) {
   return "tensor '" + tensor_name + "' row " + std::to_string(r);
 }
 
-// I2_S: value j of each 128-value group sits in byte j % 32 at bit 6 - 2 * (j / 32).
+// I2_S: the tensor's values, flattened row after row, in 128-value groups of 32 bytes; value j of
+// a group sits in byte j % 32 at bit 6 - 2 * (j / 32). Rows need not be whole groups (bitnet.cpp
+// packs the flattened tensor), only the tensor.
 float read_i2s_row(const uint8_t* data, uint64_t ne0, uint64_t ne1, uint64_t r, int8_t* out,
                    const std::string& tensor_name) {
-  if (ne0 % kI2sBlock != 0)
-    throw Error("tensor '" + tensor_name + "': I2_S row length " + std::to_string(ne0) +
-                " is not a multiple of 128");
-  const uint8_t* row = data + r * (ne0 / 4);
-  for (uint64_t g = 0; g < ne0 / kI2sBlock; ++g) {
-    const uint8_t* bytes = row + 32 * g;
-    for (int j = 0; j < kI2sBlock; ++j) {
-      const int code = (bytes[j % 32] >> (6 - 2 * (j / 32))) & 3;
-      out[g * kI2sBlock + j] = code == 3 ? 0 : (int8_t)(code - 1);  // code 3 is unused: read as 0
+  if ((ne0 * ne1) % kI2sBlock != 0)
+    throw Error("tensor '" + tensor_name + "': I2_S tensor of " + std::to_string(ne0 * ne1) +
+                " values is not a multiple of 128");
+  auto value = [](int code) { return code == 3 ? 0 : (int8_t)(code - 1); };  // code 3 is unused: read as 0
+  if (ne0 % kI2sBlock == 0) {
+    const uint8_t* row = data + r * (ne0 / 4);
+    for (uint64_t g = 0; g < ne0 / kI2sBlock; ++g) {
+      const uint8_t* bytes = row + 32 * g;
+      for (int j = 0; j < kI2sBlock; ++j) out[g * kI2sBlock + j] = value((bytes[j % 32] >> (6 - 2 * (j / 32))) & 3);
+    }
+  } else {
+    for (uint64_t j = 0, i = r * ne0; j < ne0; ++j, ++i) {
+      const uint64_t g = i / kI2sBlock, p = i % kI2sBlock;
+      out[j] = value((data[32 * g + p % 32] >> (6 - 2 * (p / 32))) & 3);
     }
   }
   return detail::load_le_f32(data + ne0 * ne1 / 4);

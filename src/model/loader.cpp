@@ -14,25 +14,13 @@
 #include <set>
 #include <sstream>
 
+#include "bitnet/arch.h"
 #include "bitnet/log.h"
 #include "model_impl.h"
 
 namespace bitnet {
 
 namespace {
-
-struct ArchTraits {
-  const char* name;
-  Arch arch;
-  bool rope_neox, ffn_relu2, sub_norms, tied_head;
-};
-
-constexpr ArchTraits kArchs[] = {
-    {"bitnet-b1.58", Arch::BitNetB158, true, true, true, true},
-    {"bitnet-25", Arch::BitNetB158, true, true, true, true},
-    {"bitnet", Arch::BitNet, true, false, true, true},
-    {"llama", Arch::Llama, false, false, false, false},
-};
 
 class Loader {
  public:
@@ -223,12 +211,9 @@ Linear Loader::load_linear(const std::string& prefix, int64_t in, int64_t out) {
 void Loader::read_config() {
   ModelConfig& c = m_.cfg;
   c.arch_name = file_.get_string("general.architecture");
-  const ArchTraits* traits = nullptr;
-  for (const auto& a : kArchs)
-    if (c.arch_name == a.name) traits = &a;
+  const ArchInfo* traits = find_arch(c.arch_name);
   if (!traits)
-    fail("general.architecture '" + c.arch_name +
-         "' is not supported (supported: bitnet-b1.58, bitnet-25, bitnet, llama)");
+    fail("general.architecture '" + c.arch_name + "' is not supported (supported: " + supported_arch_names() + ")");
   c.arch = traits->arch;
   c.rope_neox = traits->rope_neox;
   c.ffn_relu2 = traits->ffn_relu2;
@@ -260,11 +245,13 @@ void Loader::read_config() {
   c.rms_eps = (float)file_.get_float(a + "attention.layer_norm_rms_epsilon", 1e-5);
   if (!(c.rms_eps > 0) || !(c.rope_theta > 0)) fail("rope.freq_base / layer_norm_rms_epsilon must be positive");
 
-  const gguf::TensorInfo& embd = tensor("token_embd.weight");
+  const gguf::TensorInfo& embd = tensor(kTokenEmbdName);
   if (embd.n_dims != 2 || (int64_t)embd.ne[0] != c.n_embd)
-    fail("tensor 'token_embd.weight' must have shape {" + std::to_string(c.n_embd) + ", n_vocab}");
+    fail(std::string("tensor '") + kTokenEmbdName + "' must have shape {" + std::to_string(c.n_embd) + ", n_vocab}");
   c.n_vocab = (int64_t)embd.ne[1];
-  tied_head_ = traits->tied_head || !optional_tensor("output.weight");
+  // Tied architectures' files normally have no output.weight; a converted checkpoint whose head
+  // differs from its embedding carries one, and then it is the head.
+  tied_head_ = !optional_tensor(kOutputName);
 }
 
 void Loader::load() {
@@ -283,30 +270,36 @@ void Loader::load() {
     bytes_total_ += t.nbytes;
   }
 
-  m_.token_embd = &tensor("token_embd.weight");
-  m_.token_embd_type = resolve_type(m_.token_embd->type, bitnet_file_, "token_embd.weight");
-  if (is_ternary(m_.token_embd_type)) fail("tensor 'token_embd.weight' must be a float type, not ternary");
-  m_.output_norm = load_vector("output_norm.weight", c.n_embd);
+  m_.token_embd = &tensor(kTokenEmbdName);
+  m_.token_embd_type = resolve_type(m_.token_embd->type, bitnet_file_, kTokenEmbdName);
+  if (is_ternary(m_.token_embd_type)) fail(std::string("tensor '") + kTokenEmbdName + "' must be a float type, not ternary");
+  m_.output_norm = load_vector(kOutputNormName, c.n_embd);
   m_.head = load_linear(tied_head_ ? "token_embd" : "output", c.n_embd, c.n_vocab);
 
-  const int64_t q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim;
+  ModelHparams h;
+  h.n_embd = c.n_embd, h.n_ff = c.n_ff, h.n_head = c.n_head, h.n_head_kv = c.n_head_kv, h.head_dim = c.head_dim;
+  const ArchInfo& arch = *find_arch(c.arch_name);
   m_.layers.resize((size_t)c.n_layer);
   for (int64_t i = 0; i < c.n_layer; ++i) {
     Layer& l = m_.layers[(size_t)i];
-    const std::string p = "blk." + std::to_string(i) + ".";
-    l.attn_norm = load_vector(p + "attn_norm.weight", c.n_embd);
-    l.ffn_norm = load_vector(p + "ffn_norm.weight", c.n_embd);
-    if (c.sub_norms) {
-      l.attn_sub_norm = load_vector(p + "attn_sub_norm.weight", q_dim);
-      l.ffn_sub_norm = load_vector(p + "ffn_sub_norm.weight", c.n_ff);
-    }
-    l.wq = load_linear(p + "attn_q", c.n_embd, q_dim);
-    l.wk = load_linear(p + "attn_k", c.n_embd, kv_dim);
-    l.wv = load_linear(p + "attn_v", c.n_embd, kv_dim);
-    l.wo = load_linear(p + "attn_output", q_dim, c.n_embd);
-    l.gate = load_linear(p + "ffn_gate", c.n_embd, c.n_ff);
-    l.up = load_linear(p + "ffn_up", c.n_embd, c.n_ff);
-    l.down = load_linear(p + "ffn_down", c.n_ff, c.n_embd);
+    auto vector = [&](LayerTensor t) {
+      return load_vector(layer_tensor_name(i, t), (int64_t)layer_tensor_shape(t, h)[0]);
+    };
+    auto linear = [&](LayerTensor t) {
+      const std::vector<uint64_t> ne = layer_tensor_shape(t, h);
+      return load_linear(layer_tensor_base(i, t), (int64_t)ne[0], (int64_t)ne[1]);
+    };
+    l.attn_norm = vector(LayerTensor::AttnNorm);
+    l.ffn_norm = vector(LayerTensor::FfnNorm);
+    if (arch_has(arch, LayerTensor::AttnSubNorm)) l.attn_sub_norm = vector(LayerTensor::AttnSubNorm);
+    if (arch_has(arch, LayerTensor::FfnSubNorm)) l.ffn_sub_norm = vector(LayerTensor::FfnSubNorm);
+    l.wq = linear(LayerTensor::AttnQ);
+    l.wk = linear(LayerTensor::AttnK);
+    l.wv = linear(LayerTensor::AttnV);
+    l.wo = linear(LayerTensor::AttnOutput);
+    l.gate = linear(LayerTensor::FfnGate);
+    l.up = linear(LayerTensor::FfnUp);
+    l.down = linear(LayerTensor::FfnDown);
   }
   progress(bytes_total_ - bytes_done_);
 }

@@ -64,7 +64,9 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& file) {
   return tok::make_tokenizer(std::move(d));
 }
 
-std::unique_ptr<Tokenizer> Tokenizer::from_file(const std::string& path) {
+namespace {
+
+tok::VocabData read_vocab_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot open tokenizer file");
   std::ostringstream buffer;
@@ -72,10 +74,29 @@ std::unique_ptr<Tokenizer> Tokenizer::from_file(const std::string& path) {
   const std::string content = buffer.str();
   const size_t first = content.find_first_not_of(" \t\r\n");
   if (first == std::string::npos) throw Error(path + ": tokenizer file is empty");
-  if (content[first] == '{') return tok::make_tokenizer(tok::import_hf_tokenizer_json(path, content));
+  if (content[first] == '{') return tok::import_hf_tokenizer_json(path, content);
   // A SentencePiece ModelProto starts with field 1 (pieces), length-delimited: tag byte 0x0A.
-  if (content[0] == '\x0A') return tok::make_tokenizer(tok::import_sentencepiece_model(path, content));
-  return tok::make_tokenizer(tok::import_tiktoken(path, content));
+  if (content[0] == '\x0A') return tok::import_sentencepiece_model(path, content);
+  return tok::import_tiktoken(path, content);
+}
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> Tokenizer::from_file(const std::string& path) {
+  return tok::make_tokenizer(read_vocab_file(path));
+}
+
+std::unique_ptr<Tokenizer> Tokenizer::from_file(const std::string& path, const SpecialTokens& special) {
+  tok::VocabData d = read_vocab_file(path);
+  auto id_of = [&](const std::string& text, const char* what) {
+    for (size_t i = 0; i < d.tokens.size(); ++i)
+      if (d.tokens[i] == text) return static_cast<int32_t>(i);
+    throw Error(path + ": the " + std::string(what) + " token \"" + text + "\" is not in the vocabulary");
+  };
+  if (!special.bos.empty()) d.bos = id_of(special.bos, "BOS");
+  if (!special.eos.empty()) d.eos = id_of(special.eos, "EOS");
+  if (special.add_bos) d.add_bos = special.add_bos;
+  return tok::make_tokenizer(std::move(d));
 }
 
 std::unique_ptr<Tokenizer> Tokenizer::synthetic(const std::string& model, int32_t n_vocab) {

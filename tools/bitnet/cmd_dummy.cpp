@@ -9,12 +9,13 @@
 #include <string>
 #include <vector>
 
+#include "bitnet/arch.h"
 #include "bitnet/error.h"
 #include "bitnet/formats.h"
 #include "bitnet/gguf.h"
 #include "bitnet/tokenizer.h"
 #include "commands.h"
-#include "model_writer.h"
+#include "convert/model_writer.h"
 #include "options.h"
 
 namespace bitnet::cli {
@@ -146,36 +147,17 @@ struct PlannedTensor {
   Fill fill;
 };
 
-struct Hyper {
-  int64_t n_embd, n_layer, n_ff, n_head, n_head_kv, head_dim, n_vocab, n_ctx;
-};
-
-std::vector<PlannedTensor> plan_tensors(const Shape& shape, const Hyper& h, TensorType weight,
+std::vector<PlannedTensor> plan_tensors(const ArchInfo& arch, const ModelHparams& h, TensorType weight,
                                         TensorType head) {
-  const bool bitnet_arch = std::string(shape.arch) != "llama";
-  const uint64_t embd = h.n_embd, ff = h.n_ff, q_dim = h.n_head * h.head_dim,
-                 kv_dim = h.n_head_kv * h.head_dim;
-  std::vector<PlannedTensor> t;
-  t.push_back({"token_embd.weight", {embd, static_cast<uint64_t>(h.n_vocab)}, head, Fill::Embedding});
-  for (int64_t l = 0; l < h.n_layer; ++l) {
-    const std::string p = "blk." + std::to_string(l) + ".";
-    t.push_back({p + "attn_norm.weight", {embd}, TensorType::F32, Fill::Norm});
-    t.push_back({p + "attn_q.weight", {embd, q_dim}, weight, Fill::Ternary});
-    t.push_back({p + "attn_k.weight", {embd, kv_dim}, weight, Fill::Ternary});
-    t.push_back({p + "attn_v.weight", {embd, kv_dim}, weight, Fill::Ternary});
-    t.push_back({p + "attn_output.weight", {q_dim, embd}, weight, Fill::Ternary});
-    if (bitnet_arch) t.push_back({p + "attn_sub_norm.weight", {q_dim}, TensorType::F32, Fill::Norm});
-    t.push_back({p + "ffn_norm.weight", {embd}, TensorType::F32, Fill::Norm});
-    t.push_back({p + "ffn_gate.weight", {embd, ff}, weight, Fill::Ternary});
-    t.push_back({p + "ffn_up.weight", {embd, ff}, weight, Fill::Ternary});
-    t.push_back({p + "ffn_down.weight", {ff, embd}, weight, Fill::Ternary});
-    if (bitnet_arch) t.push_back({p + "ffn_sub_norm.weight", {ff}, TensorType::F32, Fill::Norm});
+  std::vector<PlannedTensor> planned;
+  for (TensorSpec& t : model_tensors(arch, h, !arch.tied_head)) {
+    switch (t.role) {
+      case TensorRole::Embedding: planned.push_back({std::move(t.name), std::move(t.ne), head, Fill::Embedding}); break;
+      case TensorRole::Norm: planned.push_back({std::move(t.name), std::move(t.ne), TensorType::F32, Fill::Norm}); break;
+      case TensorRole::Linear: planned.push_back({std::move(t.name), std::move(t.ne), weight, Fill::Ternary}); break;
+    }
   }
-  t.push_back({"output_norm.weight", {embd}, TensorType::F32, Fill::Norm});
-  // BitNet architectures tie the output head to token_embd.
-  if (!bitnet_arch)
-    t.push_back({"output.weight", {embd, static_cast<uint64_t>(h.n_vocab)}, head, Fill::Embedding});
-  return t;
+  return planned;
 }
 
 void write_tensor(ModelFileWriter& out, const PlannedTensor& t, uint64_t seed) {
@@ -273,9 +255,16 @@ int cmd_dummy(int argc, char** argv) {
       head != TensorType::F32)
     throw Error("dummy: --head-type must be f16, q6_k, q8_0 or f32, not '" + head_type_name + "'");
 
-  Hyper h{embd.value_or(shape.n_embd), layers.value_or(shape.n_layer), ff.value_or(shape.n_ff),
-          heads.value_or(shape.n_head), heads_kv.value_or(shape.n_head_kv), 0,
-          vocab.value_or(shape.n_vocab), ctx.value_or(shape.n_ctx)};
+  ModelHparams h;
+  h.n_embd = embd.value_or(shape.n_embd);
+  h.n_layer = layers.value_or(shape.n_layer);
+  h.n_ff = ff.value_or(shape.n_ff);
+  h.n_head = heads.value_or(shape.n_head);
+  h.n_head_kv = heads_kv.value_or(shape.n_head_kv);
+  h.n_vocab = vocab.value_or(shape.n_vocab);
+  h.n_ctx_train = ctx.value_or(shape.n_ctx);
+  h.rope_theta = shape.rope_theta;
+  h.rms_eps = shape.rms_eps;
   if (h.n_head_kv > h.n_head || h.n_head % h.n_head_kv != 0)
     throw Error("dummy: --heads " + std::to_string(h.n_head) + " must be a multiple of --heads-kv " +
                 std::to_string(h.n_head_kv));
@@ -300,11 +289,12 @@ int cmd_dummy(int argc, char** argv) {
     tokenizer = Tokenizer::synthetic(shape.tokenizer_model, static_cast<int32_t>(h.n_vocab));
   }
 
-  const auto tensors = plan_tensors(shape, h, weight, head);
+  const ArchInfo& arch = *find_arch(shape.arch);
+  const auto tensors = plan_tensors(arch, h, weight, head);
   // Checked before anything is written, with the first tensor that breaks the rule named.
   try {
     for (const auto& t : tensors)
-      if (t.fill != Fill::Norm) check_row_length(t.type, t.ne[0], t.name);
+      if (t.fill != Fill::Norm) check_row_length(t.type, t.ne[0], t.ne[1], t.name);
   } catch (const Error& e) {
     throw Error("dummy --shape " + shape_name + ": " + e.what() +
                 "; choose --embd/--ff/--heads/--head-dim (or another --type/--head-type) that fit");
@@ -312,25 +302,9 @@ int cmd_dummy(int argc, char** argv) {
 
   ModelFileWriter out(output, "dummy");
   gguf::Writer& w = out.gguf();
-  const std::string arch = shape.arch;
-  auto u32 = [](int64_t v) { return gguf::Value::of_u32(static_cast<uint32_t>(v)); };
-  w.set("general.architecture", gguf::Value::of_string(arch));
+  write_hparams(w, arch, h);
   w.set("general.name", gguf::Value::of_string(std::string(shape.description) + " (dummy weights)"));
-  w.set("general.file_type", u32(llama_ftype_for(weight)));
-  w.set(arch + ".vocab_size", u32(h.n_vocab));
-  w.set(arch + ".context_length", u32(h.n_ctx));
-  w.set(arch + ".embedding_length", u32(h.n_embd));
-  w.set(arch + ".block_count", u32(h.n_layer));
-  w.set(arch + ".feed_forward_length", u32(h.n_ff));
-  w.set(arch + ".attention.head_count", u32(h.n_head));
-  w.set(arch + ".attention.head_count_kv", u32(h.n_head_kv));
-  if (h.head_dim != h.n_embd / h.n_head || h.n_embd % h.n_head != 0) {
-    w.set(arch + ".attention.key_length", u32(h.head_dim));
-    w.set(arch + ".attention.value_length", u32(h.head_dim));
-  }
-  w.set(arch + ".rope.freq_base", gguf::Value::of_f32(shape.rope_theta));
-  w.set(arch + ".rope.dimension_count", u32(h.head_dim));
-  w.set(arch + ".attention.layer_norm_rms_epsilon", gguf::Value::of_f32(shape.rms_eps));
+  w.set("general.file_type", gguf::Value::of_u32(llama_ftype_for(weight)));
   tokenizer->write_gguf(w);
   if (shape.chat_template) w.set("tokenizer.chat_template", gguf::Value::of_string(shape.chat_template));
 

@@ -20,7 +20,7 @@
 #include "bitnet/formats.h"
 #include "bitnet/gguf.h"
 #include "commands.h"
-#include "model_writer.h"
+#include "convert/model_writer.h"
 #include "options.h"
 
 namespace bitnet::cli {
@@ -149,11 +149,11 @@ int cmd_quantize(int argc, char** argv) {
       if (!is_convertible_ternary(t))
         throw Error("quantize: tensor '" + ti.name + "' is " + type_name(t) + ", whose packing " +
                     "depends on build-time tile parameters; only i2_s, tq1_0 and tq2_0 convert");
-      check_row_length(target, ti.ne[0], ti.name);
+      check_row_length(target, ti.ne[0], ti.ne[1] * ti.ne[2] * ti.ne[3], ti.name);
       actions.push_back(Action::Ternary);
       ++n_ternary;
     } else if (head_type && is_head_tensor(ti.name)) {
-      check_row_length(*head_type, ti.ne[0], ti.name);
+      check_row_length(*head_type, ti.ne[0], ti.ne[1] * ti.ne[2] * ti.ne[3], ti.name);
       actions.push_back(Action::Head);
     } else {
       if (ti.n_dims >= 2 && float_linear.empty() && !is_head_tensor(ti.name))

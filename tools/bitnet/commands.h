@@ -12,5 +12,6 @@ int cmd_dummy(int argc, char** argv);       // bitnet dummy --shape S --type T -
 int cmd_quantize(int argc, char** argv);    // bitnet quantize IN OUT TYPE
 int cmd_pull(int argc, char** argv);        // bitnet pull ORG/NAME[:TAG]
 int cmd_show(int argc, char** argv);        // bitnet show MODEL
+int cmd_convert(int argc, char** argv);     // bitnet convert HF_DIR -o OUT.gguf
 
 }  // namespace bitnet::cli

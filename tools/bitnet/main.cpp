@@ -28,6 +28,7 @@ constexpr Subcommand kSubcommands[] = {
     {"dummy", bitnet::cli::cmd_dummy, "write a model with random weights of a given shape"},
     {"quantize", bitnet::cli::cmd_quantize, "convert a model's weights to another type"},
     {"pull", bitnet::cli::cmd_pull, "download a model from the Hugging Face Hub into its cache"},
+    {"convert", bitnet::cli::cmd_convert, "convert a Hugging Face BitNet checkpoint to GGUF"},
 };
 
 void print_overview() {

@@ -1,6 +1,6 @@
-// Helpers shared by `bitnet dummy` and `bitnet quantize`: streaming a model file tensor by tensor
-// and row by row, with progress on stderr, so that no tensor (let alone the file) is ever held in
-// memory whole.
+// Helpers shared by `bitnet dummy`, `bitnet quantize` and `bitnet convert`: streaming a model file
+// tensor by tensor and row by row, with progress on stderr, so that no tensor (let alone the file)
+// is ever held in memory whole. A writer is used by one thread.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -10,7 +10,7 @@
 #include "bitnet/formats.h"
 #include "bitnet/gguf.h"
 
-namespace bitnet::cli {
+namespace bitnet {
 
 // llama.cpp's general.file_type for a file whose linear weights are of type `t` (LLAMA_FTYPE_*:
 // TQ1_0 36, TQ2_0 37, and bitnet.cpp's MOSTLY_I2_S 40). Throws for non-ternary types.
@@ -19,10 +19,11 @@ uint32_t llama_ftype_for(TensorType t);
 // Whether raw type ids 36..39 mean bitnet.cpp's types in this file (see resolve_type()).
 bool is_bitnet_file(const gguf::File& file);
 
-// Throws a bitnet::Error naming the tensor when rows of ne0 values cannot be stored in type `t`
-// row by row (ne0 must be a multiple of the type's block: 128 for I2_S, 256 for TQ1_0/TQ2_0 and
-// Q6_K, 32 for Q8_0/Q4_0).
-void check_row_length(TensorType t, uint64_t ne0, const std::string& tensor_name);
+// Throws a bitnet::Error naming the tensor when a tensor of ne1 rows of ne0 values cannot be stored
+// in type `t`: ne0 must be a multiple of the type's block (256 for TQ1_0/TQ2_0 and Q6_K, 32 for
+// Q8_0/Q4_0), except for I2_S, which packs the flattened tensor and needs ne0 * ne1 to be a
+// multiple of 128.
+void check_row_length(TensorType t, uint64_t ne0, uint64_t ne1, const std::string& tensor_name);
 
 // Refuses (bitnet::Error) to write over an existing `path` unless `force`.
 void check_can_write(const std::string& path, bool force);
@@ -54,7 +55,7 @@ class ModelFileWriter {
 };
 
 // Writes one ternary tensor row by row in type `t` (I2_S, TQ1_0 or TQ2_0); for I2_S the scale
-// trailer follows the last row. ne0 must pass check_row_length.
+// trailer follows the last row. The shape must pass check_row_length.
 class TernaryTensorEncoder {
  public:
   TernaryTensorEncoder(ModelFileWriter& out, std::string tensor_name, TensorType t, uint64_t ne0,
@@ -72,6 +73,7 @@ class TernaryTensorEncoder {
   uint64_t ne0_, ne1_, rows_done_ = 0;
   float tensor_scale_ = 0;
   std::vector<uint8_t> buffer_;
+  std::vector<int8_t> group_;  // I2_S: values of the 128-value group not yet complete
 };
 
-}  // namespace bitnet::cli
+}  // namespace bitnet

@@ -2,13 +2,14 @@
 
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstdio>
 #include <filesystem>
 #include <system_error>
 
 #include "bitnet/error.h"
 
-namespace bitnet::cli {
+namespace bitnet {
 
 uint32_t llama_ftype_for(TensorType t) {
   switch (t) {
@@ -25,7 +26,13 @@ bool is_bitnet_file(const gguf::File& file) {
          file.get_uint("general.file_type", 0) == 40;
 }
 
-void check_row_length(TensorType t, uint64_t ne0, const std::string& tensor_name) {
+void check_row_length(TensorType t, uint64_t ne0, uint64_t ne1, const std::string& tensor_name) {
+  if (t == TensorType::I2_S) {
+    if (ne0 == 0 || ne1 == 0 || (ne0 * ne1) % 128 != 0)
+      throw Error("tensor '" + tensor_name + "': " + std::to_string(ne0) + " x " + std::to_string(ne1) +
+                  " values cannot be stored as I2_S, which needs a multiple of 128 values per tensor");
+    return;
+  }
   const int64_t block = block_size(t);
   if (block <= 0 || ne0 == 0 || ne0 % static_cast<uint64_t>(block) != 0)
     throw Error("tensor '" + tensor_name + "': rows of " + std::to_string(ne0) + " values cannot be " +
@@ -92,8 +99,9 @@ TernaryTensorEncoder::TernaryTensorEncoder(ModelFileWriter& out, std::string ten
     : out_(out), name_(std::move(tensor_name)), type_(t), ne0_(ne0), ne1_(ne1) {
   if (t != TensorType::I2_S && t != TensorType::TQ1_0 && t != TensorType::TQ2_0)
     throw Error("tensor '" + name_ + "': cannot write ternary rows as " + type_name(t));
-  check_row_length(t, ne0, name_);
-  buffer_.resize(t == TensorType::I2_S ? ne0 / 4 : row_nbytes(t, ne0));
+  check_row_length(t, ne0, ne1, name_);
+  if (t == TensorType::I2_S) group_.reserve(128 + ne0);
+  else buffer_.resize(row_nbytes(t, ne0));
 }
 
 void TernaryTensorEncoder::write_row(const int8_t* values, float scale) {
@@ -103,12 +111,16 @@ void TernaryTensorEncoder::write_row(const int8_t* values, float scale) {
     throw Error("tensor '" + name_ + "': row " + std::to_string(rows_done_) + " has scale " +
                 std::to_string(scale) + " but row 0 has " + std::to_string(tensor_scale_) +
                 "; I2_S stores one scale per tensor, so this tensor cannot be converted losslessly");
-  // ne0 % 128 == 0 for I2_S, so each row is a whole number of 128-value blocks of the flattened
-  // tensor and its codes can be encoded on their own.
-  if (type_ == TensorType::I2_S)
-    encode_i2s(values, static_cast<int64_t>(ne0_), buffer_.data());
-  else
+  if (type_ == TensorType::I2_S) {
+    // Rows are concatenated into 128-value groups; a row may end inside a group.
+    group_.insert(group_.end(), values, values + ne0_);
+    const size_t whole = group_.size() / 128 * 128;
+    buffer_.resize(whole / 4);
+    encode_i2s(group_.data(), static_cast<int64_t>(whole), buffer_.data());
+    group_.erase(group_.begin(), group_.begin() + static_cast<std::ptrdiff_t>(whole));
+  } else {
     write_ternary_row(type_, values, static_cast<int64_t>(ne0_), scale, buffer_.data());
+  }
   out_.write(buffer_.data(), buffer_.size());
   ++rows_done_;
 }
@@ -124,4 +136,4 @@ void TernaryTensorEncoder::finish() {
   }
 }
 
-}  // namespace bitnet::cli
+}  // namespace bitnet
