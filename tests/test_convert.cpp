@@ -134,12 +134,14 @@ Lin random_linear(std::mt19937& rng, const Ckpt& c, int64_t out, int64_t in) {
   return l;
 }
 
-Ckpt make_ckpt(Family fam, uint32_t seed) {
+Ckpt make_ckpt(Family fam, uint32_t seed, int64_t embd = 64, int64_t ff = 0) {
   Ckpt c;
   c.fam = fam;
+  c.embd = embd;
   std::mt19937 rng(seed);
   if (fam == Family::LlamaBitnet) c.theta = 500000, c.dtype = "F32";
   if (fam == Family::BitnetFp16) c.ff = 200, c.dtype = "F16";  // 200: not a multiple of 128 or 256
+  if (ff) c.ff = ff;
   c.embed = random_floats(rng, (size_t)(c.vocab * c.embd), 0.f, 1.f, c.dtype);
   if (!c.tied()) c.lm_head = random_floats(rng, (size_t)(c.vocab * c.embd), 0.f, 0.5f, c.dtype);
   c.norm = random_floats(rng, (size_t)c.embd, 1.f, 0.1f, c.dtype);
@@ -472,6 +474,233 @@ INSTANTIATE_TEST_SUITE_P(Families, ConvertFamily,
                                            Case{"llama_bitnet_sharded", Family::LlamaBitnet, TensorType::I2_S, 3},
                                            Case{"bitnet_fp16_ff200", Family::BitnetFp16, TensorType::I2_S, 1}),
                          [](const auto& info) { return std::string(info.param.name); });
+
+// TQ files need rows of a multiple of 256 values; their f16 scale holds these weight scales (and
+// 1/weight_scale) exactly, so all three types give identical logits.
+TEST(ConvertTypes, Tq1AndTq2GiveTheLogitsOfI2s) {
+  const Ckpt c = make_ckpt(Family::LlamaBitnet, 5, 256, 512);
+  const fs::path dir = write_ckpt(c, "llama_types");
+  const auto i2s = engine_logits(convert(dir, TensorType::I2_S), kTokens);
+  EXPECT_LT(relative_error(i2s, reference_logits(c, kTokens)), 1e-4);
+  EXPECT_EQ(engine_logits(convert(dir, TensorType::TQ2_0), kTokens), i2s);
+  EXPECT_EQ(engine_logits(convert(dir, TensorType::TQ1_0), kTokens), i2s);
+  const fs::path narrow = write_ckpt(make_ckpt(Family::LlamaBitnet, 3), "llama_types_narrow");
+  try {
+    convert(narrow, TensorType::TQ2_0);
+    ADD_FAILURE() << "rows of 64 values converted to TQ2_0";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("multiple of 256"), std::string::npos) << e.what();
+  }
+}
+
+// ---- bad checkpoints: one line, no output ----------------------------------------------------
+
+class BadCheckpoint : public ::testing::Test {
+ protected:
+  void SetUp() override { good_ = make_ckpt(Family::BitNetPacked, 11); }
+
+  // Writes the good checkpoint, lets `edit` break it, converts, and checks the error.
+  void expect_failure(const std::string& name, const std::function<void(const fs::path&)>& edit,
+                      const std::string& needle, int shards = 1) {
+    const fs::path dir = write_ckpt(good_, "bad_" + name, shards);
+    edit(dir);
+    const fs::path out = test::scratch_dir() / ("bad_" + name + ".gguf");
+    fs::remove(out);
+    ConvertOptions o;
+    try {
+      convert_checkpoint(dir.string(), out.string(), o);
+      ADD_FAILURE() << name << ": converted without error";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find(needle), std::string::npos) << name << ": " << msg;
+      EXPECT_EQ(msg.find('\n'), std::string::npos) << name << ": not one line: " << msg;
+    }
+    EXPECT_FALSE(fs::exists(out)) << name;
+    EXPECT_FALSE(fs::exists(out.string() + ".partial")) << name;
+  }
+
+  void rewrite(const fs::path& dir, const std::function<void(std::vector<StEntry>&)>& edit,
+               const std::function<void(json&)>& header_edit = nullptr) {
+    std::vector<StEntry> t = tensors_of(good_);
+    edit(t);
+    write_safetensors(dir / "model.safetensors", t, header_edit);
+  }
+  void edit_config(const fs::path& dir, const std::function<void(json&)>& edit) {
+    json j = config_of(good_);
+    edit(j);
+    std::ofstream(dir / "config.json") << j.dump();
+  }
+
+  Ckpt good_;
+};
+
+TEST_F(BadCheckpoint, MissingTensor) {
+  expect_failure("missing", [&](const fs::path& d) {
+    rewrite(d, [](auto& t) { std::erase_if(t, [](const StEntry& e) { return e.name == "model.layers.1.mlp.down_proj.weight"; }); });
+  }, "model.layers.1.mlp.down_proj.weight");
+}
+
+TEST_F(BadCheckpoint, MissingWeightScale) {
+  expect_failure("noscale", [&](const fs::path& d) {
+    rewrite(d, [](auto& t) { std::erase_if(t, [](const StEntry& e) { return e.name == "model.layers.0.self_attn.k_proj.weight_scale"; }); });
+  }, "weight_scale");
+}
+
+TEST_F(BadCheckpoint, WrongShape) {
+  expect_failure("shape", [&](const fs::path& d) {
+    rewrite(d, [](auto& t) {
+      for (StEntry& e : t)
+        if (e.name == "model.layers.0.self_attn.q_proj.weight") e.shape = {8, 128};
+    });
+  }, "model.layers.0.self_attn.q_proj.weight' has shape [8, 128], expected [16, 64]");
+}
+
+TEST_F(BadCheckpoint, UnknownArchitecture) {
+  expect_failure("arch", [&](const fs::path& d) { edit_config(d, [](json& j) { j["architectures"] = {"MistralForCausalLM"}; }); },
+                 "architecture 'MistralForCausalLM' is not supported");
+}
+
+TEST_F(BadCheckpoint, UnknownQuantMethod) {
+  expect_failure("method", [&](const fs::path& d) {
+    edit_config(d, [](json& j) { j["quantization_config"]["quant_method"] = "gptq"; });
+  }, "quant_method 'gptq'");
+}
+
+TEST_F(BadCheckpoint, FloatLlamaIsNotABitNetCheckpoint) {
+  good_ = make_ckpt(Family::LlamaBitnet, 11);
+  expect_failure("float_llama", [&](const fs::path& d) { edit_config(d, [](json& j) { j.erase("quantization_config"); }); },
+                 "not a BitNet checkpoint");
+}
+
+TEST_F(BadCheckpoint, WrongActivation) {
+  expect_failure("act", [&](const fs::path& d) { edit_config(d, [](json& j) { j["hidden_act"] = "silu"; }); },
+                 "hidden_act 'silu'");
+}
+
+TEST_F(BadCheckpoint, TruncatedSafetensors) {
+  expect_failure("truncated", [&](const fs::path& d) {
+    fs::resize_file(d / "model.safetensors", fs::file_size(d / "model.safetensors") - 100);
+  }, "outside the data section");
+  expect_failure("tiny", [&](const fs::path& d) { fs::resize_file(d / "model.safetensors", 5); }, "truncated");
+}
+
+TEST_F(BadCheckpoint, HeaderLengthBeyondTheFile) {
+  expect_failure("header_len", [&](const fs::path& d) {
+    std::fstream f(d / "model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    const char huge[8] = {0, 0, 0, 0x10, 0, 0, 0, 0};
+    f.write(huge, 8);
+  }, "header length");
+}
+
+TEST_F(BadCheckpoint, LyingOffsets) {
+  expect_failure("size_mismatch", [&](const fs::path& d) {
+    rewrite(d, [](auto&) {}, [](json& h) { h["model.norm.weight"]["data_offsets"][1] = h["model.norm.weight"]["data_offsets"][1].get<uint64_t>() - 2; });
+  }, "data_offsets span");
+  expect_failure("overlap", [&](const fs::path& d) {
+    rewrite(d, [](auto&) {}, [](json& h) {
+      h["model.norm.weight"]["data_offsets"] = h["model.embed_tokens.weight"]["data_offsets"];
+      h["model.norm.weight"]["shape"] = h["model.embed_tokens.weight"]["shape"];
+    });
+  }, "overlap");
+  expect_failure("not_json", [&](const fs::path& d) {
+    std::fstream f(d / "model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(8);
+    f.write("[[[", 3);
+  }, "not valid JSON");
+}
+
+TEST_F(BadCheckpoint, ShardMissingOrLackingATensor) {
+  expect_failure("shard_missing", [&](const fs::path& d) { fs::remove(d / "model-00002-of-00002.safetensors"); },
+                 "model-00002-of-00002.safetensors: cannot open", 2);
+  expect_failure("shard_lacks", [&](const fs::path& d) {
+    std::ifstream in(d / "model.safetensors.index.json");
+    json index = json::parse(in);
+    index["weight_map"]["model.norm.weight"] = "model-00002-of-00002.safetensors";
+    index["weight_map"]["model.embed_tokens.weight"] = "model-00002-of-00002.safetensors";
+    std::ofstream(d / "model.safetensors.index.json") << index.dump();
+  }, "which the index puts there", 2);
+}
+
+// Found while writing (code 3 is not a ternary value): the partial file is removed.
+TEST_F(BadCheckpoint, PackedCodeThree) {
+  expect_failure("code3", [&](const fs::path& d) {
+    rewrite(d, [](auto& t) {
+      for (StEntry& e : t)
+        if (e.name == "model.layers.1.mlp.up_proj.weight") e.bytes[5] = (char)0xff;
+    });
+  }, "packed code 3");
+}
+
+TEST_F(BadCheckpoint, NoTokenizer) {
+  expect_failure("no_tokenizer", [&](const fs::path& d) { fs::remove(d / "tokenizer.json"); }, "no tokenizer.json or tokenizer.model");
+}
+
+TEST(Convert, RefusesToOverwriteWithoutForce) {
+  const fs::path dir = write_ckpt(make_ckpt(Family::BitNetPacked, 11), "overwrite");
+  const fs::path out = test::scratch_dir() / "overwrite.gguf";
+  std::ofstream(out) << "precious";
+  ConvertOptions o;
+  EXPECT_THROW(convert_checkpoint(dir.string(), out.string(), o), Error);
+  std::ifstream in(out);
+  std::string text;
+  in >> text;
+  EXPECT_EQ(text, "precious");
+}
+
+// The GGUF carries the checkpoint's tokenizer, tokenizer_config's BOS/EOS and chat template.
+TEST(Convert, TokenizerAndChatTemplateGoIntoTheGguf) {
+  const fs::path dir = write_ckpt(make_ckpt(Family::BitNetPacked, 11), "tokenizer_small");
+  LoadOptions lo;
+  lo.progress = false;
+  auto model = Model::load(convert(dir), lo);
+  auto reference = Tokenizer::from_file((dir / "tokenizer.json").string());
+  EXPECT_EQ(model->tokenizer().encode("Hello, world", true, true), (std::vector<int32_t>{256, 72, 101, 108, 108, 111, 44, 32, 119, 111, 114, 108, 100}));
+  EXPECT_EQ(model->tokenizer().eos(), 257);
+  EXPECT_EQ(model->chat_template(), "{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}");
+  EXPECT_EQ(model->tokenizer().encode("Hello, world", false, false), reference->encode("Hello, world", false, false));
+}
+
+// Real tokenizers (LLaMA 3 tokenizer.json with its tokenizer_config, LLaMA 2 tokenizer.model):
+// the converted GGUF's tokenizer gives the ids the checkpoint's tokenizer gives.
+void expect_same_ids(const fs::path& dir, const fs::path& source) {
+  LoadOptions lo;
+  lo.progress = false;
+  auto model = Model::load(convert(dir, TensorType::I2_S, TensorType::F16), lo);
+  auto reference = Tokenizer::from_file(source.string());
+  const char* texts[] = {"Hello, world! 123 4567", "  leading spaces and\ttabs\n\nnew lines",
+                         "Unicode: caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E \xF0\x9F\x99\x82",
+                         "<|begin_of_text|>special<|eot_id|> text", "don't you'll we've"};
+  for (const char* t : texts)
+    for (bool special : {false, true})
+      EXPECT_EQ(model->tokenizer().encode(t, true, special), reference->encode(t, true, special)) << t;
+  EXPECT_EQ(model->tokenizer().bos(), reference->bos());
+}
+
+TEST(ConvertTokenizer, Llama3TokenizerJsonGivesTheSameIds) {
+  BITNET_REQUIRE_FIXTURE("tokenizers/llama3_tokenizer.json");
+  Ckpt c = make_ckpt(Family::BitNetPacked, 11);
+  c.vocab = 128256, c.layers = 1;
+  c.embed.assign((size_t)(c.vocab * c.embd), 0.5f);  // only the tokenizer matters here
+  c.l.resize(1);
+  const fs::path dir = write_ckpt(c, "tokenizer_llama3");
+  fs::copy_file(test::fixture("tokenizers/llama3_tokenizer.json"), dir / "tokenizer.json", fs::copy_options::overwrite_existing);
+  fs::copy_file(test::fixture("tokenizers/llama3_tokenizer_config.json"), dir / "tokenizer_config.json", fs::copy_options::overwrite_existing);
+  expect_same_ids(dir, dir / "tokenizer.json");
+}
+
+TEST(ConvertTokenizer, Llama2TokenizerModelGivesTheSameIds) {
+  BITNET_REQUIRE_FIXTURE("tokenizers/llama2_tokenizer.model");
+  Ckpt c = make_ckpt(Family::BitnetFp16, 11);
+  c.vocab = 32002, c.layers = 1;
+  c.embed.assign((size_t)(c.vocab * c.embd), 0.5f);  // only the tokenizer matters here
+  c.lm_head = c.embed;
+  c.l.resize(1);
+  const fs::path dir = write_ckpt(c, "tokenizer_llama2");
+  fs::remove(dir / "tokenizer.json");
+  fs::copy_file(test::fixture("tokenizers/llama2_tokenizer.model"), dir / "tokenizer.model");
+  std::ofstream(dir / "tokenizer_config.json") << json{{"bos_token", "<s>"}, {"eos_token", "</s>"}, {"add_bos_token", true}}.dump();
+  expect_same_ids(dir, dir / "tokenizer.model");
+}
 
 }  // namespace
 }  // namespace bitnet

@@ -1,7 +1,9 @@
 // bitnet quantize: converts a ternary model between I2_S, TQ1_0 and TQ2_0 without changing a single
 // weight. Every ternary tensor is decoded row by row to its {-1,0,+1} values and scale and encoded
 // again; all other tensors and all metadata are copied (general.file_type adjusted), except
-// token_embd/output when --head-type asks to requantize them.
+// token_embd/output when --head-type asks to requantize them. Linear weights stored as F32, F16 or
+// BF16 (llama.cpp's BitNet conversions, TriLM unpacked) are ternarised: exactly when every
+// non-zero value has one magnitude (the tensor already is ternary x one scale), else by absmean.
 //
 // Scales: I2_S keeps one f32 scale per tensor, TQ1_0/TQ2_0 an f16 scale per 256-value block. So
 //  - TQ -> I2_S needs every row of a tensor to share one scale (else the tensor is refused);
@@ -20,7 +22,9 @@
 #include "bitnet/formats.h"
 #include "bitnet/gguf.h"
 #include "commands.h"
+#include "bitnet/arch.h"
 #include "convert/model_writer.h"
+#include "convert/ternarize.h"
 #include "options.h"
 
 namespace bitnet::cli {
@@ -52,26 +56,54 @@ struct ScaleRounding {
   double max_relative_change = 0;
 };
 
+// Rounds a ternary scale to the f16 that TQ types store, under --allow-requant's policy.
+float target_scale(const std::string& name, float scale, TensorType to, bool allow_requant, bool first_row,
+                   ScaleRounding& rounding) {
+  if (to == TensorType::I2_S) return scale;
+  const float as_f16 = fp16_to_fp32(fp32_to_fp16(scale));
+  if (as_f16 == scale) return scale;
+  const double change = std::fabs(static_cast<double>(as_f16) - scale) / std::fabs(scale);
+  if (!allow_requant)
+    throw Error("tensor '" + name + "': scale " + format_float(scale) + " is not exactly " +
+                "representable as the f16 block scale of " + type_name(to) + " (it would " +
+                "become " + format_float(as_f16) + "); pass --allow-requant to accept that");
+  if (first_row) ++rounding.tensors;
+  rounding.max_relative_change = std::max(rounding.max_relative_change, change);
+  return as_f16;
+}
+
 void convert_ternary(ModelFileWriter& out, const gguf::TensorInfo& ti, TensorType from,
                      TensorType to, uint64_t rows, bool allow_requant, ScaleRounding& rounding) {
   const uint64_t ne0 = ti.ne[0];
   TernaryTensorEncoder enc(out, ti.name, to, ne0, rows);
   std::vector<int8_t> values(ne0);
   for (uint64_t r = 0; r < rows; ++r) {
-    float scale = read_ternary_row(from, ti.data, ne0, rows, r, values.data(), ti.name);
-    if (to != TensorType::I2_S) {
-      const float as_f16 = fp16_to_fp32(fp32_to_fp16(scale));
-      if (as_f16 != scale) {
-        const double change = std::fabs(static_cast<double>(as_f16) - scale) / std::fabs(scale);
-        if (!allow_requant)
-          throw Error("tensor '" + ti.name + "': scale " + format_float(scale) + " is not exactly " +
-                      "representable as the f16 block scale of " + type_name(to) + " (it would " +
-                      "become " + format_float(as_f16) + "); pass --allow-requant to accept that");
-        if (r == 0) ++rounding.tensors;
-        rounding.max_relative_change = std::max(rounding.max_relative_change, change);
-        scale = as_f16;
-      }
-    }
+    const float scale = read_ternary_row(from, ti.data, ne0, rows, r, values.data(), ti.name);
+    enc.write_row(values.data(), target_scale(ti.name, scale, to, allow_requant, r == 0, rounding));
+  }
+  enc.finish();
+}
+
+// Float linear weights: ternary x one scale a converts exactly (t = sign(x)); anything else by
+// absmean, whose scale is an approximation anyway (so TQ's f16 rounding of it is not refused).
+void ternarize_float(ModelFileWriter& out, const gguf::TensorInfo& ti, TensorType from, TensorType to,
+                     uint64_t rows, bool allow_requant, ScaleRounding& rounding) {
+  const uint64_t ne0 = ti.ne[0], row_bytes = row_nbytes(from, ne0);
+  auto read = [&](int64_t r, float* x) {
+    dequantize_row(from, ti.data + static_cast<uint64_t>(r) * row_bytes, x, static_cast<int64_t>(ne0));
+  };
+  const float common = common_magnitude(static_cast<int64_t>(rows), static_cast<int64_t>(ne0), read);
+  const Absmean q = common > 0 ? Absmean{0, 0} : absmean(static_cast<int64_t>(rows), static_cast<int64_t>(ne0), read);
+  const float scale = common > 0 ? target_scale(ti.name, common, to, allow_requant, true, rounding) : q.scale;
+  TernaryTensorEncoder enc(out, ti.name, to, ne0, rows);
+  std::vector<float> x(ne0);
+  std::vector<int8_t> values(ne0);
+  for (uint64_t r = 0; r < rows; ++r) {
+    read(static_cast<int64_t>(r), x.data());
+    if (common > 0)
+      for (uint64_t i = 0; i < ne0; ++i) values[i] = static_cast<int8_t>(x[i] > 0 ? 1 : x[i] < 0 ? -1 : 0);
+    else
+      ternarize_row(x.data(), static_cast<int64_t>(ne0), q.multiplier, values.data());
     enc.write_row(values.data(), scale);
   }
   enc.finish();
@@ -90,7 +122,15 @@ void requantize_head(ModelFileWriter& out, const gguf::TensorInfo& ti, TensorTyp
   }
 }
 
-enum class Action { Copy, Ternary, Head };
+enum class Action { Copy, Ternary, Ternarize, Head };
+
+// A linear weight of the architecture table stored as floats.
+bool is_float_linear(const gguf::TensorInfo& ti, TensorType t) {
+  int64_t layer;
+  LayerTensor kind;
+  return (t == TensorType::F32 || t == TensorType::F16 || t == TensorType::BF16) &&
+         parse_layer_tensor_name(ti.name, layer, kind) && layer_tensor_role(kind) == TensorRole::Linear;
+}
 
 }  // namespace
 
@@ -100,7 +140,8 @@ int cmd_quantize(int argc, char** argv) {
   OptionTable opts(
       "usage: bitnet quantize IN OUT TYPE [options]\n"
       "Converts the ternary weights of a GGUF model to TYPE (i2_s, tq1_0, tq2_0) losslessly,\n"
-      "copying metadata and all other tensors.");
+      "copying metadata and all other tensors. Linear weights stored as f32/f16/bf16 are\n"
+      "ternarised (exactly when already ternary x one scale, else by absmean).");
   opts.value({"--head-type"}, "T", "also requantize token_embd/output to T (f16, q6_k, q8_0, f32, bf16)",
              [&](const std::string& v) { head_type_name = v; });
   opts.flag({"--allow-requant"},
@@ -152,6 +193,10 @@ int cmd_quantize(int argc, char** argv) {
       check_row_length(target, ti.ne[0], ti.ne[1] * ti.ne[2] * ti.ne[3], ti.name);
       actions.push_back(Action::Ternary);
       ++n_ternary;
+    } else if (is_float_linear(ti, t)) {
+      check_row_length(target, ti.ne[0], ti.ne[1] * ti.ne[2] * ti.ne[3], ti.name);
+      actions.push_back(Action::Ternarize);
+      ++n_ternary;
     } else if (head_type && is_head_tensor(ti.name)) {
       check_row_length(*head_type, ti.ne[0], ti.ne[1] * ti.ne[2] * ti.ne[3], ti.name);
       actions.push_back(Action::Head);
@@ -162,9 +207,9 @@ int cmd_quantize(int argc, char** argv) {
     }
   }
   if (n_ternary == 0)
-    throw Error("quantize: '" + in_path + "' has no ternary weights" +
+    throw Error("quantize: '" + in_path + "' has no ternary or float linear weights" +
                 (float_linear.empty() ? std::string() : " (" + float_linear + ")") +
-                "; quantize only converts between i2_s, tq1_0 and tq2_0");
+                " (blk.N.attn_q.weight, ...) to convert");
 
   ModelFileWriter out(out_path, "quantize", in->alignment());
   gguf::Writer& w = out.gguf();
@@ -178,7 +223,8 @@ int cmd_quantize(int argc, char** argv) {
     const std::vector<uint64_t> ne(ti.ne, ti.ne + ti.n_dims);
     switch (actions[i]) {
       case Action::Copy: out.declare_raw(ti.name, ne, ti.type, ti.nbytes); break;
-      case Action::Ternary: out.declare(ti.name, ne, target); break;
+      case Action::Ternary:
+      case Action::Ternarize: out.declare(ti.name, ne, target); break;
       case Action::Head: out.declare(ti.name, ne, *head_type); break;
     }
   }
@@ -191,6 +237,9 @@ int cmd_quantize(int argc, char** argv) {
       case Action::Copy: copy_bytes(out, ti.data, ti.nbytes); break;
       case Action::Ternary:
         convert_ternary(out, ti, from_types[i], target, rows, allow_requant, rounding);
+        break;
+      case Action::Ternarize:
+        ternarize_float(out, ti, from_types[i], target, rows, allow_requant, rounding);
         break;
       case Action::Head: requantize_head(out, ti, from_types[i], *head_type, rows); break;
     }
