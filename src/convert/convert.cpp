@@ -2,6 +2,7 @@
 // GGUF tensor) is made and checked completely before the output file is created.
 #include "convert/convert.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -358,10 +359,14 @@ void Converter::write_tensor(ModelFileWriter& out, const PlannedTensor& p) const
   } else {
     std::vector<float> x((size_t)ne0);
     std::vector<uint8_t> encoded(row_nbytes(p.type, (uint64_t)ne0));
+    // An embedding is read once, front to back: its pages are dropped every 64 MiB, so the
+    // resident set never holds the whole tensor (2B4T: 656 MB of BF16).
+    const uint64_t src_row = p.src->nbytes / (uint64_t)rows, chunk_rows = std::max<uint64_t>(1, (64u << 20) / src_row);
     for (int64_t r = 0; r < rows; ++r) {
       read_float_row(*p.src, r, x.data());
       quantize_row(p.type, x.data(), encoded.data(), ne0);
       out.write(encoded.data(), encoded.size());
+      if ((uint64_t)(r + 1) % chunk_rows == 0) ckpt_.release(*p.src, (r + 1 - chunk_rows) * src_row, (r + 1) * src_row);
     }
   }
   ckpt_.release(*p.src);

@@ -144,7 +144,10 @@ const StTensor* SafetensorsFile::find(std::string_view name) const {
   return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
-void SafetensorsFile::release(const StTensor& t) const { drop_pages(t.data, t.nbytes); }
+void SafetensorsFile::release(const StTensor& t, uint64_t begin, uint64_t end) const {
+  end = std::min(end, t.nbytes);
+  if (begin < end) drop_pages(t.data + begin, end - begin);
+}
 
 Checkpoint Checkpoint::open(const std::string& dir) {
   namespace fs = std::filesystem;
@@ -190,9 +193,9 @@ const StTensor* Checkpoint::find(std::string_view name) const {
   return it == tensors_.end() ? nullptr : it->second.second;
 }
 
-void Checkpoint::release(const StTensor& t) const {
+void Checkpoint::release(const StTensor& t, uint64_t begin, uint64_t end) const {
   auto it = tensors_.find(t.name);
-  if (it != tensors_.end()) files_[it->second.first]->release(t);
+  if (it != tensors_.end()) files_[it->second.first]->release(t, begin, end);
 }
 
 void read_float_row(const StTensor& t, int64_t r, float* out) {

@@ -38,8 +38,9 @@ class SafetensorsFile {
   const std::string& path() const { return path_; }
   const std::vector<StTensor>& tensors() const { return tensors_; }
   const StTensor* find(std::string_view name) const;
-  // Drops the tensor's pages from this process's resident set (its data stays readable).
-  void release(const StTensor& t) const;
+  // Drops bytes [begin, end) of the tensor (default: all of it) from this process's resident set;
+  // the data stays readable.
+  void release(const StTensor& t, uint64_t begin = 0, uint64_t end = UINT64_MAX) const;
 
  private:
   SafetensorsFile() = default;
@@ -59,7 +60,7 @@ class Checkpoint {
   static Checkpoint open(const std::string& dir);
 
   const StTensor* find(std::string_view name) const;
-  void release(const StTensor& t) const;
+  void release(const StTensor& t, uint64_t begin = 0, uint64_t end = UINT64_MAX) const;
   size_t n_files() const { return files_.size(); }
 
  private:
