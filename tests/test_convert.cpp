@@ -21,6 +21,7 @@
 #include "bitnet/model.h"
 #include "convert/convert.h"
 #include "convert/safetensors.h"
+#include "convert/ternarize.h"
 #include "fixtures.h"
 
 namespace bitnet {
@@ -491,6 +492,27 @@ TEST(ConvertTypes, Tq1AndTq2GiveTheLogitsOfI2s) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("multiple of 256"), std::string::npos) << e.what();
   }
+}
+
+// quantize's float path: ternary x one scale is recognised (then converted exactly); anything else
+// gets transformers' absmean (multiplier 1 / mean|W|, values rounded half to even and clamped).
+TEST(Ternarize, CommonMagnitudeAndAbsmean) {
+  const std::vector<float> ternary = {0.25f, -0.25f, 0.f, 0.25f, 0.f, -0.25f};
+  auto rows_of = [](const std::vector<float>& v) {
+    return [&v](int64_t r, float* out) { std::copy(v.begin() + r * 3, v.begin() + r * 3 + 3, out); };
+  };
+  EXPECT_EQ(common_magnitude(2, 3, rows_of(ternary)), 0.25f);
+  const std::vector<float> mixed = {0.25f, -0.5f, 0.f, 0.25f, 0.f, -0.25f};
+  EXPECT_EQ(common_magnitude(2, 3, rows_of(mixed)), 0.f);
+  const Absmean q = absmean(2, 3, rows_of(mixed));
+  EXPECT_FLOAT_EQ(q.scale, 1.25f / 6);
+  std::vector<int8_t> t(6);
+  ternarize_row(mixed.data(), 6, q.multiplier, t.data());
+  EXPECT_EQ(t, (std::vector<int8_t>{1, -1, 0, 1, 0, -1}));
+  const std::vector<float> tie = {0.5f, -1.5f, 2.5f};  // mean 1.5: 1/3 -> 0, -1 -> -1, 5/3 -> 1 (clamped 2)
+  const Absmean qt = absmean(1, 3, rows_of(tie));
+  ternarize_row(tie.data(), 3, qt.multiplier, t.data());
+  EXPECT_EQ(std::vector<int8_t>(t.begin(), t.begin() + 3), (std::vector<int8_t>{0, -1, 1}));
 }
 
 // ---- bad checkpoints: one line, no output ----------------------------------------------------
