@@ -3,6 +3,7 @@
 # changes nothing and needs no network.
 #   scripts/install-deps.sh           what building the bitnet binary needs (make, make run)
 #   scripts/install-deps.sh --test    that plus what the test suite and microbenchmarks need (make test)
+#   scripts/install-deps.sh --train   that plus what training the demo model needs (make demo-model)
 #   add --list to print the package names instead of installing them
 set -euo pipefail
 
@@ -18,13 +19,17 @@ test_only=(
   tmux
 )
 
+# Debian's PyTorch, and OpenBLAS in place of the reference BLAS it links (17x faster training).
+train_only=(python3-torch python3-numpy libopenblas0-pthread)
+
 packages=("${runtime[@]}")
 list=0
 for arg in "$@"; do
   case $arg in
     --test) packages+=("${test_only[@]}") ;;
+    --train) packages+=("${train_only[@]}") ;;
     --list) list=1 ;;
-    *) echo "install-deps: unknown argument '$arg' (--test, --list)" >&2; exit 2 ;;
+    *) echo "install-deps: unknown argument '$arg' (--test, --train, --list)" >&2; exit 2 ;;
   esac
 done
 if ((list)); then
