@@ -10,7 +10,7 @@ MAKEFLAGS += --no-print-directory
 
 CONFIGURE = cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release --log-level=WARNING $(CMAKE_FLAGS)
 
-.PHONY: all build build-all deps test-deps test run install clean
+.PHONY: all build build-all deps test-deps test run bench demo-model install clean
 
 all: build
 
@@ -37,6 +37,17 @@ run: deps
 	@$(MAKE) build
 	@bash scripts/demo.sh $(BUILD_DIR)/bitnet
 	@sed 's|build/|$(BUILD_DIR)/|g' scripts/next-steps.txt
+
+# Speed at the real size: a random-weight model of BitNet b1.58 2B4T's shape (written once), benchmarked.
+bench: deps
+	@$(MAKE) build
+	@bash scripts/bench.sh $(BUILD_DIR)/bitnet
+
+# Retrains models/bitnet-demo-stories.* from a fixed seed with Debian's PyTorch (for Debian's
+# python3, hence the path), under nice.
+demo-model:
+	@bash scripts/install-deps.sh --train
+	nice /usr/bin/python3 training/train_demo.py --out-dir models --work-dir $(BUILD_DIR)/demo-model
 
 # Installs bin/bitnet under PREFIX (default /usr/local); same as cmake --install build --prefix PREFIX.
 install: build
