@@ -152,5 +152,7 @@ class Context {
 
 // Peak resident memory of this process in bytes (VmHWM).
 uint64_t peak_rss_bytes();
+// Memory this process holds locked in RAM (VmLck), e.g. by LoadOptions::mlock.
+uint64_t locked_bytes();
 
 }  // namespace bitnet

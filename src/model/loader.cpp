@@ -362,12 +362,16 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   return m;
 }
 
-uint64_t peak_rss_bytes() {
+// A "Name:   N kB" field of /proc/self/status, in bytes (0 when absent).
+static uint64_t status_bytes(const std::string& field) {
   std::ifstream status("/proc/self/status");
   std::string line;
   while (std::getline(status, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+    if (line.rfind(field + ":", 0) == 0) return std::stoull(line.substr(field.size() + 1)) * 1024;
   return 0;
 }
+
+uint64_t peak_rss_bytes() { return status_bytes("VmHWM"); }
+uint64_t locked_bytes() { return status_bytes("VmLck"); }
 
 }  // namespace bitnet

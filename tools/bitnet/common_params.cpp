@@ -220,12 +220,5 @@ void warn_threads(int n_threads) {
          " CPUs of this machine: the threads will compete for them");
 }
 
-uint64_t locked_bytes() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("VmLck:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-  return 0;
-}
 
 }  // namespace bitnet::cli

@@ -73,8 +73,6 @@ void warn(const std::string& text);
 void note_ignored(const std::string& option, const std::string& why);
 // Warns when -t asks for more threads than the machine has CPUs.
 void warn_threads(int n_threads);
-// Bytes this process holds locked in RAM (VmLck).
-uint64_t locked_bytes();
 
 class Stopwatch {
  public:

@@ -30,12 +30,8 @@ void OptionTable::value(std::vector<std::string> names, std::string value_name, 
 
 void OptionTable::optional_value(std::vector<std::string> names, std::vector<std::string> values, std::string help,
                                  std::function<void(const std::string&)> on) {
-  Entry e;
-  e.names = std::move(names);
-  e.help = std::move(help);
-  e.optional_values = std::move(values);
-  e.on_value = std::move(on);
-  entries_.push_back(std::move(e));
+  value(std::move(names), "", std::move(help), std::move(on));
+  entries_.back().optional_values = std::move(values);
 }
 
 void OptionTable::section(std::string title) {
