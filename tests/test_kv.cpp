@@ -5,6 +5,7 @@
 #include <cstring>
 #include <map>
 
+#include "bitnet/log.h"
 #include "bitnet/model.h"
 #include "fixtures.h"
 #include "random_model.h"
@@ -77,11 +78,12 @@ void check_batched_matches_alone(const std::string& path, KvType kv) {
     std::vector<int32_t> tokens;
     size_t prompt, start_step, chunk, done = 0;
   };
-  // The long prompt crosses attention chunks (256) and, with 128-position pages, page boundaries.
+  // The long prompt crosses attention chunks (256) and, with 128-position pages, page boundaries;
+  // that sequence generates alone at the end (single-token batches past 256 positions).
   std::vector<Job> jobs = {{some_tokens(30, 1), 5, 0, 5},
                            {some_tokens(60, 2), 40, 0, 16},
                            {some_tokens(140, 3), 120, 2, 50},
-                           {some_tokens(310, 4), 300, 3, 128}};
+                           {some_tokens(340, 4), 300, 3, 128}};
   std::vector<std::vector<Logits>> alone;
   for (const Job& j : jobs) alone.push_back(cold(*model, j.tokens, kv));
   // n_ctx 2048 for 16 sequences: 128-position pages (the cold runs have 256), odd micro-batches.
@@ -334,6 +336,25 @@ TEST_F(KvCache, AbortBetweenMicroBatchesKeepsTheCompletedOnesAndTheContextUsable
   EXPECT_EQ(ctx->kv_pages_total() - ctx->kv_pages_free(), 1u) << "pages of the completed micro-batches only";
   ctx->set_abort_callback(nullptr);
   decode_and_compare(*ctx, 0, a, 32, 100, cold_a, "after the abort");
+}
+
+TEST(Log, LibraryMessagesGoToTheSinkNotToStderr) {
+  Spec s;
+  const std::string path = write_random_model("log", s, 59);
+  std::vector<std::pair<LogLevel, std::string>> got;
+  set_log_sink([&](LogLevel level, const std::string& m) { got.push_back({level, m}); });
+  ::testing::internal::CaptureStderr();
+  Model::load(path, LoadOptions{1, "", true});
+  const std::string printed = ::testing::internal::GetCapturedStderr();
+  set_log_sink(nullptr);
+  EXPECT_EQ(printed, "");
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(got.back().first, LogLevel::Info);
+  EXPECT_EQ(got.back().second, "\rloading model: 100%\n");
+  // The default sink prints the text unchanged.
+  ::testing::internal::CaptureStderr();
+  log(LogLevel::Warn, "warning: something\n");
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "warning: something\n");
 }
 
 }  // namespace

@@ -19,5 +19,7 @@ using LogSink = std::function<void(LogLevel, const std::string&)>;
 // Replaces the sink; an empty function restores the default (stderr).
 void set_log_sink(LogSink sink);
 void log(LogLevel level, const std::string& message);
+// log() of a printf-formatted message.
+void log_printf(LogLevel level, const char* format, ...) __attribute__((format(printf, 2, 3)));
 
 }  // namespace bitnet

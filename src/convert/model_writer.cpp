@@ -3,11 +3,11 @@
 #include <unistd.h>
 
 #include <cstddef>
-#include <cstdio>
 #include <filesystem>
 #include <system_error>
 
 #include "bitnet/error.h"
+#include "bitnet/log.h"
 
 namespace bitnet {
 
@@ -88,10 +88,9 @@ void ModelFileWriter::report(bool final) {
   if (percent / step == last_percent_ / step && !final) return;
   if (final && !terminal && last_percent_ == 100) return;
   last_percent_ = percent;
-  std::fprintf(stderr, "%s%s: %3d%% (%llu / %llu MiB)%s", terminal ? "\r" : "", label_.c_str(), percent,
-               static_cast<unsigned long long>(done_ >> 20),
-               static_cast<unsigned long long>(total_ >> 20), final || !terminal ? "\n" : "");
-  std::fflush(stderr);
+  log_printf(LogLevel::Info, "%s%s: %3d%% (%llu / %llu MiB)%s", terminal ? "\r" : "", label_.c_str(), percent,
+             static_cast<unsigned long long>(done_ >> 20), static_cast<unsigned long long>(total_ >> 20),
+             final || !terminal ? "\n" : "");
 }
 
 TernaryTensorEncoder::TernaryTensorEncoder(ModelFileWriter& out, std::string tensor_name,

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "bitnet/error.h"
+#include "bitnet/log.h"
 #include "http.h"
 #include "sha256.h"
 
@@ -44,8 +45,8 @@ std::string duration(double seconds) {
   return buf;
 }
 
-// Download progress on stderr: a redrawn bar (bytes, speed, ETA) on a terminal, else one line per
-// 10% so that logs stay readable.
+// Download progress through the log sink: a redrawn bar (bytes, speed, ETA) when stderr is a
+// terminal, else one line per 10% so that logs stay readable.
 class Progress {
  public:
   Progress(std::string label, uint64_t total, uint64_t start, bool enabled)
@@ -67,19 +68,16 @@ class Progress {
       int fill = (int)(done * kWidth / total_);
       std::string bar = std::string(fill, '#') + std::string(kWidth - fill, '.');
       std::string eta = speed > 0 && done < total_ ? "ETA " + duration((double)(total_ - done) / speed) : "";
-      std::fprintf(stderr, "\r%s [%s] %3d%% %s / %s %s/s %s\033[K", label_.c_str(), bar.c_str(), percent,
-                   human_bytes((double)done).c_str(), human_bytes((double)total_).c_str(),
-                   human_bytes(speed).c_str(), eta.c_str());
-      if (final) std::fprintf(stderr, "\n");
+      log_printf(LogLevel::Info, "\r%s [%s] %3d%% %s / %s %s/s %s\033[K%s", label_.c_str(), bar.c_str(), percent,
+                 human_bytes((double)done).c_str(), human_bytes((double)total_).c_str(), human_bytes(speed).c_str(),
+                 eta.c_str(), final ? "\n" : "");
     } else {
       int decile = (int)(done * 10 / total_);
       if (decile <= last_decile_) return;
       last_decile_ = decile;
-      std::fprintf(stderr, "pull: %s: %d%% (%s of %s, %s/s)\n", label_.c_str(), decile * 10,
-                   human_bytes((double)done).c_str(), human_bytes((double)total_).c_str(),
-                   human_bytes(speed).c_str());
+      log_printf(LogLevel::Info, "pull: %s: %d%% (%s of %s, %s/s)\n", label_.c_str(), decile * 10,
+                 human_bytes((double)done).c_str(), human_bytes((double)total_).c_str(), human_bytes(speed).c_str());
     }
-    std::fflush(stderr);
   }
 
  private:
@@ -138,7 +136,7 @@ void download_blob(const RemoteBlob& blob, const RepoCache& cache, bool progress
   Fd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666));
   if (lock.fd < 0) throw Error("cannot open '" + lock_path.string() + "': " + errno_text());
   if (::flock(lock.fd, LOCK_EX | LOCK_NB) != 0) {
-    std::fprintf(stderr, "pull: waiting for another process downloading %s\n", blob.label.c_str());
+    log_printf(LogLevel::Info, "pull: waiting for another process downloading %s\n", blob.label.c_str());
     if (::flock(lock.fd, LOCK_EX) != 0) throw Error("cannot lock '" + lock_path.string() + "': " + errno_text());
   }
   if (fs::exists(target)) return;
@@ -155,7 +153,7 @@ void download_blob(const RemoteBlob& blob, const RepoCache& cache, bool progress
   };
   if (have > blob.size) restart();
   if (have > 0 && have < blob.size)
-    std::fprintf(stderr, "pull: resuming %s at %llu of %llu bytes\n", blob.label.c_str(), (unsigned long long)have,
+    log_printf(LogLevel::Info, "pull: resuming %s at %llu of %llu bytes\n", blob.label.c_str(), (unsigned long long)have,
                  (unsigned long long)blob.size);
 
   Progress bar(blob.label, blob.size, have, progress);
@@ -220,7 +218,7 @@ void download_blob(const RemoteBlob& blob, const RepoCache& cache, bool progress
     if (attempt >= kMaxAttempts)
       throw Error("download of " + blob.label + " stopped at " + std::to_string(have) + " of " + std::to_string(blob.size) +
                   " bytes (" + why + "); run the command again to resume");
-    std::fprintf(stderr, "pull: %s: %s at %llu of %llu bytes; resuming\n", blob.label.c_str(), why.c_str(),
+    log_printf(LogLevel::Warn, "pull: %s: %s at %llu of %llu bytes; resuming\n", blob.label.c_str(), why.c_str(),
                  (unsigned long long)have, (unsigned long long)blob.size);
     if (have == before) std::this_thread::sleep_for(std::chrono::seconds(attempt));
   }

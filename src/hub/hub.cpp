@@ -6,13 +6,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
-#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "bitnet/error.h"
+#include "bitnet/log.h"
 #include "cache.h"
 #include "download.h"
 #include "http.h"
@@ -313,7 +313,7 @@ std::string pull(const ModelRef& ref, const PullOptions& options, const Settings
   if (!http_perform(info, r, error) || r.status >= 500) {
     std::string why = "cannot reach " + settings.endpoint + " (" + (r.status >= 500 ? "HTTP " + std::to_string(r.status) : error.message) + ")";
     std::string path = pull_from_cache(ref, options, cache, why);
-    std::fprintf(stderr, "pull: warning: %s; using the cached copy\n", why.c_str());
+    log_printf(LogLevel::Warn, "pull: warning: %s; using the cached copy\n", why.c_str());
     return path;
   }
   if (r.status == 404) {

@@ -91,9 +91,7 @@ void Loader::progress(uint64_t bytes) {
   int pct = bytes_total_ ? (int)(100 * bytes_done_ / bytes_total_) : 100;
   if (pct != last_percent_) {
     last_percent_ = pct;
-    char line[32];
-    std::snprintf(line, sizeof line, "\rloading model: %3d%%%s", pct, pct == 100 ? "\n" : "");
-    log(LogLevel::Info, line);
+    log_printf(LogLevel::Info, "\rloading model: %3d%%%s", pct, pct == 100 ? "\n" : "");
   }
 }
 

@@ -1,5 +1,6 @@
 #include "bitnet/log.h"
 
+#include <cstdarg>
 #include <cstdio>
 #include <mutex>
 
@@ -30,6 +31,18 @@ void log(LogLevel level, const std::string& message) {
     return;
   }
   std::fputs(message.c_str(), stderr);
+}
+
+void log_printf(LogLevel level, const char* format, ...) {
+  va_list args, copy;
+  va_start(args, format);
+  va_copy(copy, args);
+  const int n = std::vsnprintf(nullptr, 0, format, copy);
+  va_end(copy);
+  std::string message(n > 0 ? (size_t)n : 0, '\0');
+  if (n > 0) std::vsnprintf(message.data(), message.size() + 1, format, args);
+  va_end(args);
+  log(level, message);
 }
 
 }  // namespace bitnet
