@@ -17,7 +17,13 @@ test_only=(
   libgtest-dev libgmock-dev libbenchmark-dev
   g++-aarch64-linux-gnu qemu-user
   tmux
+  chromium curl
 )
+# The server tests' clients (tests/server: the openai npm package, playwright-core) need node and
+# npm; a node from elsewhere (e.g. NodeSource, which bundles npm) is kept.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
+fi
 
 # Debian's PyTorch, and OpenBLAS in place of the reference BLAS it links (17x faster training).
 train_only=(python3-torch python3-numpy libopenblas0-pthread)

@@ -13,5 +13,6 @@ int cmd_quantize(int argc, char** argv);    // bitnet quantize IN OUT TYPE
 int cmd_pull(int argc, char** argv);        // bitnet pull ORG/NAME[:TAG]
 int cmd_show(int argc, char** argv);        // bitnet show MODEL
 int cmd_convert(int argc, char** argv);     // bitnet convert HF_DIR -o OUT.gguf
+int cmd_serve(int argc, char** argv);       // bitnet serve -m M (OpenAI-compatible HTTP server)
 
 }  // namespace bitnet::cli

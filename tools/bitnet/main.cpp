@@ -29,6 +29,7 @@ constexpr Subcommand kSubcommands[] = {
     {"quantize", bitnet::cli::cmd_quantize, "convert a model's weights to another type"},
     {"pull", bitnet::cli::cmd_pull, "download a model from the Hugging Face Hub into its cache"},
     {"convert", bitnet::cli::cmd_convert, "convert a Hugging Face BitNet checkpoint to GGUF"},
+    {"serve", bitnet::cli::cmd_serve, "OpenAI- and llama-server-compatible HTTP server with a chat page"},
 };
 
 void print_overview() {

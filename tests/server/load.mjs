@@ -1,0 +1,93 @@
+// A bounded load test on loopback: N clients each send streaming chat requests back to back for
+// a fixed time. Reports latency p50/p99 (whole request) and time to first token, aggregate
+// generated tokens/s, the error count and the server's resident memory before and after.
+// Usage: node load.mjs BASE_URL --clients N --seconds S --max-tokens M [--pid PID]
+//        [--max-rss-growth-mib X] [--allow-errors]
+// Exits 1 on any error (unless --allow-errors) or when RSS grew more than the bound.
+import { readFileSync } from "node:fs";
+
+const args = process.argv.slice(2);
+const base = args[0];
+const opt = (name, dflt) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const clients = Number(opt("--clients", 4));
+const seconds = Number(opt("--seconds", 10));
+const maxTokens = Number(opt("--max-tokens", 32));
+const pid = opt("--pid", null);
+const maxGrowth = Number(opt("--max-rss-growth-mib", 64));
+const allowErrors = args.includes("--allow-errors");
+
+const rssMiB = () => {
+  if (!pid) return NaN;
+  const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+) kB/);
+  return m ? Number(m[1]) / 1024 : NaN;
+};
+
+// One streaming request; resolves { ms, ttftMs, tokens } or throws.
+async function one(i, n) {
+  const start = performance.now();
+  const res = await fetch(`${base}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ messages: [{ role: "user", content: `client ${i} request ${n}: say something` }],
+                           max_tokens: maxTokens, temperature: 0.8, seed: i * 1000 + n, stream: true,
+                           stream_options: { include_usage: true } }),
+  });
+  if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "", ttft = -1, tokens = -1, done = false;
+  while (!done) {
+    const r = await reader.read();
+    if (r.done) break;
+    buffer += decoder.decode(r.value, { stream: true });
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const line = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      if (!line.startsWith("data: ")) throw new Error(`bad event: ${line.slice(0, 80)}`);
+      const data = line.slice(6);
+      if (data === "[DONE]") { done = true; break; }
+      const chunk = JSON.parse(data);
+      if (chunk.error) throw new Error(chunk.error.message);
+      if (ttft < 0 && chunk.choices?.[0]?.delta?.content) ttft = performance.now() - start;
+      if (chunk.usage) tokens = chunk.usage.completion_tokens;
+    }
+  }
+  if (!done || tokens < 0) throw new Error("stream ended without [DONE] and usage");
+  return { ms: performance.now() - start, ttftMs: ttft, tokens };
+}
+
+const rssBefore = rssMiB();
+const results = [];
+const errors = [];
+const deadline = performance.now() + seconds * 1000;
+const t0 = performance.now();
+await Promise.all(Array.from({ length: clients }, async (_, i) => {
+  for (let n = 0; performance.now() < deadline; n++) {
+    try { results.push(await one(i, n)); } catch (e) { errors.push(e.message); }
+  }
+}));
+const elapsed = (performance.now() - t0) / 1000;
+const rssAfter = rssMiB();
+
+const pct = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : NaN;
+};
+const lat = results.map((r) => r.ms), ttft = results.map((r) => r.ttftMs).filter((x) => x >= 0);
+const tokens = results.reduce((a, r) => a + r.tokens, 0);
+console.log(`load: ${clients} streaming clients, ${elapsed.toFixed(1)} s, ${results.length} requests, ${errors.length} errors`);
+console.log(`load: latency p50 ${pct(lat, 50).toFixed(0)} ms, p99 ${pct(lat, 99).toFixed(0)} ms; ` +
+            `time to first token p50 ${pct(ttft, 50).toFixed(0)} ms, p99 ${pct(ttft, 99).toFixed(0)} ms`);
+console.log(`load: aggregate ${(tokens / elapsed).toFixed(1)} generated tokens/s (${tokens} tokens)`);
+if (pid) console.log(`load: server RSS ${rssBefore.toFixed(1)} MiB before, ${rssAfter.toFixed(1)} MiB after`);
+for (const e of errors.slice(0, 5)) console.error(`error: ${e}`);
+let ok = results.length > 0 && (allowErrors || errors.length === 0);
+if (pid && rssAfter - rssBefore > maxGrowth) {
+  console.error(`FAIL: RSS grew by ${(rssAfter - rssBefore).toFixed(1)} MiB (bound ${maxGrowth})`);
+  ok = false;
+}
+process.exit(ok ? 0 : 1);
