@@ -17,7 +17,7 @@ test_only=(
   libgtest-dev libgmock-dev libbenchmark-dev
   g++-aarch64-linux-gnu qemu-user
   tmux
-  chromium curl
+  chromium curl nginx
 )
 # The server tests' clients (tests/server: the openai npm package, playwright-core) need node and
 # npm; a node from elsewhere (e.g. NodeSource, which bundles npm) is kept.

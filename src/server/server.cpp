@@ -18,6 +18,7 @@
 #include "assets.h"
 #include "bitnet/chat.h"
 #include "bitnet/error.h"
+#include "bitnet/log.h"
 #include "protocol.h"
 
 namespace bitnet::server {
@@ -90,16 +91,17 @@ struct Server::Impl {
       if (template_name.empty()) template_name = detect_chat_template(model().chat_template());
       if (template_name.empty()) {
         template_name = tok().model_name() == "gpt2" ? "llama3" : "llama2";
-        std::fprintf(stderr, "chat template: none recognised in the model, using '%s' (--chat-template to choose)\n",
-                     template_name.c_str());
+        log(LogLevel::Warn, "chat template: none recognised in the model, using '" + template_name +
+                                "' (--chat-template to choose)\n");
       }
       apply_chat_template(template_name, {}, false);  // an unknown --chat-template fails here
       engine().start();
       ready = true;
-      std::fprintf(stderr, "model loaded: %s, %d slots of %d tokens, chat template '%s'; ready\n",
-                   opts.model_name.c_str(), engine().n_slots(), engine().n_ctx_slot(), template_name.c_str());
+      log(LogLevel::Info, "model loaded: " + opts.model_name + ", " + std::to_string(engine().n_slots()) + " slots of " +
+                              std::to_string(engine().n_ctx_slot()) + " tokens, chat template '" + template_name +
+                              "'; ready\n");
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "error: %s\n", e.what());
+      log(LogLevel::Error, std::string("error: ") + e.what() + "\n");
       load_failed = true;
       http.stop();
     }
@@ -408,8 +410,10 @@ struct Server::Impl {
         tokens = " | prompt " + std::to_string(t_log.n_prompt) + " (cached " + std::to_string(t_log.n_cached) + ")";
         tokens += t_log.n_predicted >= 0 ? " | predicted " + std::to_string(t_log.n_predicted) : " | client disconnected";
       }
-      std::fprintf(stderr, "request: %s %s %d%s | %.3f s | %s\n", req.method.c_str(), req.path.c_str(), res.status,
-                   tokens.c_str(), s, req.remote_addr.c_str());
+      char seconds[32];
+      std::snprintf(seconds, sizeof seconds, "%.3f s", s);
+      log(LogLevel::Info, "request: " + req.method + " " + req.path + " " + std::to_string(res.status) + tokens + " | " +
+                              seconds + " | " + req.remote_addr + "\n");
     });
 
     auto health = [this](const httplib::Request&, httplib::Response& res) {
@@ -521,7 +525,8 @@ bool Server::bind() {
     impl_->bound_port = impl_->http.bind_to_port(o.host, o.port) ? o.port : -1;
   }
   if (impl_->bound_port <= 0) {
-    std::fprintf(stderr, "error: cannot listen on %s:%d (address in use or not available)\n", o.host.c_str(), o.port);
+    log(LogLevel::Error, "error: cannot listen on " + o.host + ":" + std::to_string(o.port) +
+                             " (address in use or not available)\n");
     return false;
   }
   return true;
@@ -530,8 +535,8 @@ bool Server::bind() {
 int Server::port() const { return impl_->bound_port; }
 
 bool Server::run() {
-  std::fprintf(stderr, "server listening on http://%s:%d (loading the model)\n", impl_->opts.host.c_str(),
-               impl_->bound_port);
+  log(LogLevel::Info, "server listening on http://" + impl_->opts.host + ":" + std::to_string(impl_->bound_port) +
+                          " (loading the model)\n");
   impl_->loader = std::thread([this] { impl_->load_in_background(); });
   impl_->http.listen_after_bind();
   impl_->loader.join();

@@ -2,8 +2,10 @@
 // a fixed time. Reports latency p50/p99 (whole request) and time to first token, aggregate
 // generated tokens/s, the error count and the server's resident memory before and after.
 // Usage: node load.mjs BASE_URL --clients N --seconds S --max-tokens M [--pid PID]
-//        [--max-rss-growth-mib X] [--allow-errors]
-// Exits 1 on any error (unless --allow-errors) or when RSS grew more than the bound.
+//        [--max-rss-growth-mib X] [--kill PID --kill-after S]
+// --kill SIGKILLs a process (a replica behind a balancer) after S seconds: requests already
+// running then may fail, requests started after it must not.
+// Exits 1 on any error (other than those) or when RSS grew more than the bound.
 import { readFileSync } from "node:fs";
 
 const args = process.argv.slice(2);
@@ -17,7 +19,8 @@ const seconds = Number(opt("--seconds", 10));
 const maxTokens = Number(opt("--max-tokens", 32));
 const pid = opt("--pid", null);
 const maxGrowth = Number(opt("--max-rss-growth-mib", 64));
-const allowErrors = args.includes("--allow-errors");
+const killPid = opt("--kill", null);
+const killAfter = Number(opt("--kill-after", 0));
 
 const rssMiB = () => {
   if (!pid) return NaN;
@@ -62,12 +65,16 @@ async function one(i, n) {
 
 const rssBefore = rssMiB();
 const results = [];
-const errors = [];
+const errors = [];     // of requests started after the kill (or all, without --kill)
+const inFlight = [];   // errors of requests that were running when the replica was killed
+let killedAt = Infinity;
+if (killPid) setTimeout(() => { process.kill(Number(killPid), "SIGKILL"); killedAt = performance.now(); }, killAfter * 1000);
 const deadline = performance.now() + seconds * 1000;
 const t0 = performance.now();
 await Promise.all(Array.from({ length: clients }, async (_, i) => {
   for (let n = 0; performance.now() < deadline; n++) {
-    try { results.push(await one(i, n)); } catch (e) { errors.push(e.message); }
+    const started = performance.now();
+    try { results.push(await one(i, n)); } catch (e) { (started < killedAt && killPid ? inFlight : errors).push(e.message); }
   }
 }));
 const elapsed = (performance.now() - t0) / 1000;
@@ -80,12 +87,15 @@ const pct = (xs, p) => {
 const lat = results.map((r) => r.ms), ttft = results.map((r) => r.ttftMs).filter((x) => x >= 0);
 const tokens = results.reduce((a, r) => a + r.tokens, 0);
 console.log(`load: ${clients} streaming clients, ${elapsed.toFixed(1)} s, ${results.length} requests, ${errors.length} errors`);
+if (killPid) console.log(`load: killed ${killPid} after ${killAfter} s: ${inFlight.length} requests running on it failed, ` +
+                        `${errors.length} started later failed`);
 console.log(`load: latency p50 ${pct(lat, 50).toFixed(0)} ms, p99 ${pct(lat, 99).toFixed(0)} ms; ` +
             `time to first token p50 ${pct(ttft, 50).toFixed(0)} ms, p99 ${pct(ttft, 99).toFixed(0)} ms`);
 console.log(`load: aggregate ${(tokens / elapsed).toFixed(1)} generated tokens/s (${tokens} tokens)`);
 if (pid) console.log(`load: server RSS ${rssBefore.toFixed(1)} MiB before, ${rssAfter.toFixed(1)} MiB after`);
 for (const e of errors.slice(0, 5)) console.error(`error: ${e}`);
-let ok = results.length > 0 && (allowErrors || errors.length === 0);
+let ok = results.length > 0 && errors.length === 0;
+if (killPid && killedAt === Infinity) { console.error("FAIL: the kill did not happen"); ok = false; }
 if (pid && rssAfter - rssBefore > maxGrowth) {
   console.error(`FAIL: RSS grew by ${(rssAfter - rssBefore).toFixed(1)} MiB (bound ${maxGrowth})`);
   ok = false;
