@@ -80,6 +80,15 @@ struct Server::Impl {
 
   Impl(ServerOptions o, std::function<Loaded()> l) : opts(std::move(o)), load(std::move(l)) {}
 
+  // Engine::stop() must not run on two threads at once: a signal's stop() and run()'s return both
+  // stop it, so the first does and the other waits for it.
+  std::once_flag engine_stopped;
+  void stop_engine() {
+    std::call_once(engine_stopped, [this] {
+      if (loaded.engine) loaded.engine->stop();
+    });
+  }
+
   const Model& model() const { return *loaded.model; }
   Engine& engine() { return *loaded.engine; }
   const Tokenizer& tok() const { return loaded.model->tokenizer(); }
@@ -514,7 +523,7 @@ Server::Server(ServerOptions options, std::function<Loaded()> load)
 Server::~Server() {
   stop();
   if (impl_->loader.joinable()) impl_->loader.join();
-  if (impl_->loaded.engine) impl_->loaded.engine->stop();
+  impl_->stop_engine();
 }
 
 bool Server::bind() {
@@ -540,14 +549,14 @@ bool Server::run() {
   impl_->loader = std::thread([this] { impl_->load_in_background(); });
   impl_->http.listen_after_bind();
   impl_->loader.join();
-  if (impl_->loaded.engine) impl_->loaded.engine->stop();
+  impl_->stop_engine();
   return !impl_->load_failed;
 }
 
 void Server::stop() {
   impl_->http.stop();
   // Requests still running complete as cancelled, so that their connections end.
-  if (impl_->ready) impl_->engine().stop();
+  if (impl_->ready) impl_->stop_engine();
 }
 
 }  // namespace bitnet::server
