@@ -10,7 +10,11 @@ MAKEFLAGS += --no-print-directory
 
 CONFIGURE = cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release --log-level=WARNING $(CMAKE_FLAGS)
 
-.PHONY: all build build-all deps test-deps test run bench demo-model install clean
+SANITIZE_DIR ?= build-sanitize
+# cli_arm_kernels checks the aarch64 cross build under qemu, none of the host code.
+SANITIZE_EXCLUDE ?= ^cli_arm_kernels$$
+
+.PHONY: all build build-all deps test-deps test test-sanitize run bench demo-model install clean
 
 all: build
 
@@ -33,6 +37,15 @@ test: test-deps
 	@$(MAKE) build-all
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
+# The suite built again with AddressSanitizer + UndefinedBehaviorSanitizer (separate build dir);
+# any report fails the test that caused it.
+test-sanitize: test-deps
+	@cmake -S . -B $(SANITIZE_DIR) -DCMAKE_BUILD_TYPE=Release --log-level=WARNING -DBITNET_SANITIZE=ON \
+	  -DBITNET_BUILD_TESTS=ON -DBITNET_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(SANITIZE_DIR) -j $(JOBS)
+	@cd $(SANITIZE_DIR) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  ctest --output-on-failure -j $(JOBS) -E '$(SANITIZE_EXCLUDE)'
+
 run: deps
 	@$(MAKE) build
 	@bash scripts/demo.sh $(BUILD_DIR)/bitnet
@@ -54,4 +67,4 @@ install: build
 	@cmake --install $(BUILD_DIR) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(SANITIZE_DIR)

@@ -179,6 +179,30 @@ TEST(QuantizeRowI8, BackendsMatchScalarOnRandomRows) {
   }
 }
 
+TEST(QuantizeRowI8, NaNQuantizesToZeroOnEveryBackend) {
+  // NaN activations (a NaN weight in a norm, say) must not reach an undefined float -> int8 cast:
+  // each NaN becomes 0, and the rest quantizes as if the NaNs were zeros.
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  for (int64_t k : {1, 9, 40, 300}) {
+    SCOPED_TRACE("k = " + std::to_string(k));
+    std::vector<float> x(k), zeroed;
+    for (float& v : x) v = normal(rng);
+    for (int64_t i = 0; i < k; i += 7) x[(size_t)i] = i % 2 ? -NAN : NAN;  // both signs, vector body and tail
+    zeroed = x;
+    for (float& v : zeroed) v = v == v ? v : 0.0f;
+    const int64_t kp = ternary_padded_cols(k);
+    const Quantized want = quantize_with(scalar_kernels(), zeroed, kp);
+    for (const Kernels* kern : backends_under_test()) {
+      SCOPED_TRACE(isa_name(kern->isa));
+      const Quantized got = quantize_with(*kern, x, kp);
+      EXPECT_EQ(got.q, want.q);
+      EXPECT_EQ(got.sum, want.sum);
+      EXPECT_EQ(bits_of(got.scale), bits_of(want.scale));
+    }
+  }
+}
+
 TEST(QuantizeRowI8, BackendsMatchScalarOnEdgeRows) {
   std::vector<std::vector<float>> rows;
   rows.push_back(std::vector<float>(257, 0.0f));         // all zero

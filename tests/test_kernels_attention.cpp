@@ -179,6 +179,22 @@ TEST(AttentionKernels, Q8BlocksRoundTripWithinHalfAStep) {
   for (int i = 0; i < 96; ++i) EXPECT_LE(std::fabs(q[(size_t)i] * s[(size_t)(i / 32)] - x[(size_t)i]), s[(size_t)(i / 32)] * 0.5f + 1e-7f);
 }
 
+TEST(AttentionKernels, Q8QuantizerMapsNaNToZero) {
+  std::vector<float> x(64, 1.5f);
+  x[3] = NAN;
+  x[40] = -NAN;
+  x[41] = -3.0f;
+  std::vector<int8_t> q(64, 99);
+  std::vector<float> s(2);
+  quantize_q8_blocks(x.data(), 64, q.data(), s.data());
+  EXPECT_EQ(q[3], 0);
+  EXPECT_EQ(q[40], 0);
+  EXPECT_EQ(s[0], 1.5f / 127.0f);  // NaN does not take part in the block's absmax
+  EXPECT_EQ(s[1], 3.0f / 127.0f);
+  EXPECT_EQ(q[0], 127);
+  EXPECT_EQ(q[41], -127);
+}
+
 TEST(AttentionKernels, Q8MatchesDequantizedFloatsAndScalar) {
   const AttentionKernels& ref = *attention_kernels_for(Isa::Scalar);
   for (int64_t n_pos : kPositions)

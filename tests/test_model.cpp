@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -389,6 +390,52 @@ TEST(Load, MissingTensorWrongShapeAndUnknownArchAreClearErrors) {
   EXPECT_NE(err.find("gpt-neox"), std::string::npos) << err;
 
   EXPECT_NE(load_error(model_path("does-not-exist")), "");
+}
+
+TEST(Load, NonFiniteFloatTensorsAreRejected) {
+  // A NaN or Inf in a norm, the embeddings or a float head would make every activation NaN (and
+  // reach undefined float -> int8 casts in the quantizers): refused at load, naming the tensor.
+  Spec s;
+  s.layers = 1;
+  const RefModel m = make_model(s, 4);
+  RefModel norm = m;
+  norm.layers[0].attn_norm[5] = NAN;
+  write_model(norm, model_path("nan-norm"));
+  std::string err = load_error(model_path("nan-norm"));
+  EXPECT_NE(err.find("'blk.0.attn_norm.weight' holds a non-finite value (nan) at index 5"), std::string::npos) << err;
+
+  RefModel embd = m;  // F32 embeddings, the tied head: row 7 holds an Inf
+  const float inf = INFINITY;
+  std::memcpy(embd.embd_bytes.data() + (7 * s.embd + 3) * 4, &inf, 4);
+  write_model(embd, model_path("inf-embd"));
+  err = load_error(model_path("inf-embd"));
+  EXPECT_NE(err.find("'token_embd.weight' holds a non-finite value (NaN or Inf) in row 7"), std::string::npos) << err;
+
+  Spec f16 = s;  // the same through an f16 scale: a Q8_0 block whose d is NaN
+  f16.embd_type = TensorType::Q8_0;
+  RefModel q8 = make_model(f16, 4);
+  q8.embd_bytes[row_nbytes(TensorType::Q8_0, (uint64_t)s.embd) * 11 + 34 + 1] = 0x7e;  // row 11, block 1
+  write_model(q8, model_path("nan-q8-embd"));
+  err = load_error(model_path("nan-q8-embd"));
+  EXPECT_NE(err.find("in row 11"), std::string::npos) << err;
+
+  Spec llama = s;
+  llama.arch = "llama";
+  llama.type = TensorType::F32;
+  RefModel head = make_model(llama, 4);
+  head.output.f[(size_t)(s.embd * 9)] = NAN;
+  write_model(head, model_path("nan-head"));
+  err = load_error(model_path("nan-head"));
+  EXPECT_NE(err.find("'output.weight' holds a non-finite value (NaN or Inf) in row 9"), std::string::npos) << err;
+}
+
+TEST(Load, DefectReproducersWithNaNTensorsAreRejected) {
+  for (const char* name : {"defects/nan-attn-norm.gguf", "defects/model-nan-q8kv-ub.gguf"}) {
+    SCOPED_TRACE(name);
+    if (!std::filesystem::exists(test::fixture(name))) GTEST_SKIP() << "shared fixture absent: " << test::fixture(name);
+    const std::string err = load_error(test::fixture(name).string());
+    EXPECT_NE(err.find("non-finite"), std::string::npos) << err;
+  }
 }
 
 TEST(Load, CorruptedModelsFailCleanly) {

@@ -1,6 +1,9 @@
 // Tokenizers against llama.cpp's reference tokenizations, through every importer and through GGUF.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
+#include <climits>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -441,6 +444,106 @@ TEST(TokenizerErrors, MalformedFilesThrow) {
       } catch (const Error&) {
       }
     }
+  }
+}
+
+std::string from_file_error(const std::string& path) {
+  try {
+    Tokenizer::from_file(path);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(TokenizerErrors, TokenizerJsonIdsMustBeUniqueIntegersInRange) {
+  const auto dir = test::scratch_dir();
+  const auto write = [&](const std::string& name, const std::string& vocab, const std::string& added = "[]") {
+    std::ofstream(dir / name, std::ios::binary)
+        << R"({"model":{"type":"BPE","vocab":)" << vocab << R"(,"merges":[]},"added_tokens":)" << added
+        << R"(,"pre_tokenizer":{"type":"ByteLevel"}})";
+    return (dir / name).string();
+  };
+  auto expect = [&](const std::string& path, const std::string& part) {
+    const std::string msg = from_file_error(path);
+    EXPECT_NE(msg.find(part), std::string::npos) << msg;
+  };
+  expect(write("float.json", R"({"a":0,"b":5.7})"), "vocab id 5.7 is not an integer");
+  expect(write("huge.json", R"({"a":0,"b":267777777777777777777777777777})"), "is not an integer");
+  expect(write("big.json", R"({"a":0,"b":4294967296})"), "vocab id 4294967296 is out of range");
+  expect(write("negative.json", R"({"a":0,"b":-1})"), "vocab id -1 is out of range");
+  expect(write("dup.json", R"({"a":0,"b":1,"c":1})"), R"(gives id 1 to both "b" and "c")");
+  expect(write("dup-added.json", R"({"a":0,"b":1})", R"([{"id":1,"content":"<x>","special":true}])"),
+         R"(gives id 1 to both "b" and "<x>")");
+  expect(write("float-added.json", R"({"a":0})", R"([{"id":1.5,"content":"<x>"}])"), "added token id 1.5 is not an integer");
+  // An added token restating its vocab entry (LLaMA 2's <s>) is fine.
+  const auto ok = Tokenizer::from_file(write("restated.json", R"({"a":0,"<s>":1})", R"([{"id":1,"content":"<s>","special":true}])"));
+  EXPECT_EQ(ok->n_vocab(), 2);
+
+  // The fuzzer's and the prober's files.
+  for (const char* name : {"defects/import-json-float-id-ub.json", "defects/import-json-float-id-accepted.json"}) {
+    if (!std::filesystem::exists(test::fixture(name))) continue;
+    expect(test::fixture(name).string(), "is not an integer");
+  }
+}
+
+// tiktoken's own encoding of one pre-token: repeatedly merge the adjacent pair of lowest rank.
+std::vector<int32_t> tiktoken_reference_encode(const std::string& text, const std::map<std::string, int32_t>& ranks) {
+  std::vector<std::string> parts;
+  for (char c : text) parts.emplace_back(1, c);
+  for (;;) {
+    size_t best = parts.size();
+    int32_t best_rank = INT32_MAX;
+    for (size_t i = 0; i + 1 < parts.size(); ++i) {
+      auto it = ranks.find(parts[i] + parts[i + 1]);
+      if (it != ranks.end() && it->second < best_rank) best_rank = it->second, best = i;
+    }
+    if (best == parts.size()) break;
+    parts[best] += parts[best + 1];
+    parts.erase(parts.begin() + (std::ptrdiff_t)best + 1);
+  }
+  std::vector<int32_t> ids;
+  for (const auto& p : parts) ids.push_back(ranks.at(p));
+  return ids;
+}
+
+TEST(TokenizerErrors, TiktokenImportIsFastOnLongTokens) {
+  // Tokens "a" x k for k = 2..1200 after the 256 bytes: the old importer re-scanned a token after
+  // every merge (O(L^3) in the longest token; the 1 MB defect file took 6.6 s).
+  const auto base64 = [](const std::string& bytes) {
+    static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    for (size_t i = 0; i < bytes.size(); i += 3) {
+      const size_t n = std::min<size_t>(3, bytes.size() - i);
+      uint32_t v = 0;
+      for (size_t j = 0; j < 3; ++j) v = v << 8 | (j < n ? (uint8_t)bytes[i + j] : 0u);
+      for (size_t j = 0; j < 4; ++j) out += j <= n ? kAlphabet[(v >> (18 - 6 * j)) & 63] : '=';
+    }
+    return out;
+  };
+  std::map<std::string, int32_t> ranks;
+  std::string text;
+  for (int b = 0; b < 256; ++b) ranks[std::string(1, (char)b)] = b;
+  for (int k = 2; k <= 1200; ++k) ranks[std::string((size_t)k, 'a')] = 254 + k;
+  std::vector<std::pair<int32_t, std::string>> by_rank;
+  for (const auto& [token, rank] : ranks) by_rank.emplace_back(rank, token);
+  std::sort(by_rank.begin(), by_rank.end());
+  for (const auto& [rank, token] : by_rank) text += base64(token) + " " + std::to_string(rank) + "\n";
+  const auto path = test::scratch_dir() / "a1200.tiktoken";
+  std::ofstream(path, std::ios::binary) << text;
+
+  const auto start = std::chrono::steady_clock::now();
+  const auto tok = Tokenizer::from_file(path.string());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LT(seconds, 3.0) << "importing 1200 tokens of up to 1200 bytes";
+  // The derived merges still encode as tiktoken does.
+  for (size_t n : {1, 2, 3, 5, 8, 13, 31, 64, 100, 257, 1200})
+    EXPECT_EQ(tok->encode(std::string(n, 'a'), false, false), tiktoken_reference_encode(std::string(n, 'a'), ranks)) << n;
+
+  if (std::filesystem::exists(test::fixture("defects/slow-tiktoken-a1200.model"))) {
+    const auto t0 = std::chrono::steady_clock::now();
+    Tokenizer::from_file(test::fixture("defects/slow-tiktoken-a1200.model").string());
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 3.0);
   }
 }
 

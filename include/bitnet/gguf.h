@@ -17,6 +17,10 @@
 
 #include "bitnet/error.h"
 
+namespace bitnet {
+class OutputFile;
+}
+
 namespace bitnet::gguf {
 
 enum class ValueType : uint32_t {
@@ -114,7 +118,9 @@ class File {
 
 // Streaming writer: declare metadata and every tensor first, then write_header(), then the data of
 // each tensor in declaration order (in as many pieces as wanted), then finish(). Nothing is buffered
-// beyond one tensor's padding, so files larger than RAM can be written.
+// beyond one tensor's padding, so files larger than RAM can be written. The file is published under
+// its name only by finish() (see OutputFile in util/files.h): a writer destroyed before, or killed
+// by SIGINT/SIGTERM, leaves no partial file and any existing file as it was.
 class Writer {
  public:
   explicit Writer(uint64_t alignment = 32);
@@ -122,7 +128,8 @@ class Writer {
   void set(const std::string& key, Value v);  // replaces an existing key, keeps first position
   void add_tensor(const std::string& name, const std::vector<uint64_t>& ne, uint32_t type,
                   uint64_t nbytes);
-  // Creates the file (refuses to overwrite an existing one unless overwrite is set).
+  // Starts the file (refuses an existing one unless overwrite is set, and anything but a regular
+  // file always; a symlink is written through).
   void write_header(const std::string& path, bool overwrite = false);
   void write_data(const void* data, size_t n);  // appends to the current tensor
   void finish();                                // checks every tensor got exactly its nbytes
@@ -138,7 +145,7 @@ class Writer {
   uint64_t alignment_;
   std::vector<std::pair<std::string, Value>> kv_;
   std::vector<PendingTensor> tensors_;
-  std::FILE* out_ = nullptr;
+  std::unique_ptr<OutputFile> out_;
   std::string path_;
   size_t current_ = 0;
   uint64_t written_in_current_ = 0;

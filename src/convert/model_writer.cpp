@@ -3,8 +3,6 @@
 #include <unistd.h>
 
 #include <cstddef>
-#include <filesystem>
-#include <system_error>
 
 #include "bitnet/error.h"
 #include "bitnet/log.h"
@@ -38,12 +36,6 @@ void check_row_length(TensorType t, uint64_t ne0, uint64_t ne1, const std::strin
     throw Error("tensor '" + tensor_name + "': rows of " + std::to_string(ne0) + " values cannot be " +
                 "stored as " + type_name(t) + ", which needs a multiple of " + std::to_string(block) +
                 " values per row");
-}
-
-void check_can_write(const std::string& path, bool force) {
-  std::error_code ec;
-  if (!force && std::filesystem::exists(path, ec))
-    throw Error("output file '" + path + "' already exists (use --force to overwrite it)");
 }
 
 ModelFileWriter::ModelFileWriter(std::string path, std::string progress_label, uint64_t alignment)

@@ -25,13 +25,10 @@ bool is_bitnet_file(const gguf::File& file);
 // multiple of 128.
 void check_row_length(TensorType t, uint64_t ne0, uint64_t ne1, const std::string& tensor_name);
 
-// Refuses (bitnet::Error) to write over an existing `path` unless `force`.
-void check_can_write(const std::string& path, bool force);
-
 // A GGUF file being written: declare metadata and tensors, open(), then each tensor's bytes in
 // declaration order through write(). Reports progress as a percentage of the declared bytes.
-// (gguf::Writer writes "<path>.partial" and renames it on finish(), so a failed run leaves any
-// existing file at `path` as it was.)
+// (gguf::Writer publishes the file only on finish(), so a failed or interrupted run leaves any
+// existing file at `path` as it was and no temporary behind.)
 class ModelFileWriter {
  public:
   ModelFileWriter(std::string path, std::string progress_label, uint64_t alignment = 32);

@@ -240,4 +240,28 @@ void quantize_row(TensorType t, const float* in, void* row, int64_t ne0) {
   for (int64_t b = 0; b < blocks; ++b) quantize(in + b * block, bytes + (uint64_t)b * block_bytes);
 }
 
+bool row_is_finite(TensorType t, const void* row, int64_t ne0) {
+  const auto* bytes = static_cast<const uint8_t*>(row);
+  // A value is Inf or NaN exactly when its exponent bits are all ones.
+  auto scan16 = [&](uint64_t n, uint64_t stride, uint64_t offset, uint16_t exponent) {
+    bool bad = false;  // no early exit: the loop vectorises and runs at memory speed
+    for (uint64_t i = 0; i < n; ++i) bad |= (load_le16(bytes + i * stride + offset) & exponent) == exponent;
+    return !bad;
+  };
+  switch (t) {
+    case TensorType::F32: {
+      bool bad = false;
+      for (int64_t i = 0; i < ne0; ++i) bad |= !std::isfinite(detail::load_le_f32(bytes + 4 * i));
+      return !bad;
+    }
+    case TensorType::F16: return scan16((uint64_t)ne0, 2, 0, 0x7c00);
+    case TensorType::BF16: return scan16((uint64_t)ne0, 2, 0, 0x7f80);
+    // Block types: every value is the f16 scale d times small integers, so d decides.
+    case TensorType::Q4_0: return scan16((uint64_t)whole_blocks(t, ne0, "row_is_finite"), 18, 0, 0x7c00);
+    case TensorType::Q8_0: return scan16((uint64_t)whole_blocks(t, ne0, "row_is_finite"), 34, 0, 0x7c00);
+    case TensorType::Q6_K: return scan16((uint64_t)whole_blocks(t, ne0, "row_is_finite"), kQ6Bytes, kQ6D, 0x7c00);
+    default: throw Error(std::string("row_is_finite: tensor type ") + type_name(t) + " is not a float or block type");
+  }
+}
+
 }  // namespace bitnet

@@ -1,5 +1,4 @@
 // GGUF reader: maps the file and validates every field against the file size before using it.
-#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +10,7 @@
 
 #include "bitnet/gguf.h"
 #include "gguf/wire.h"
+#include "util/files.h"
 
 namespace bitnet::gguf {
 
@@ -302,21 +302,11 @@ static void* read_into_memory(int fd, uint64_t size, const std::string& path) {
 }
 
 std::unique_ptr<File> File::open(const std::string& path, bool use_mmap) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(path + ": cannot open: " + std::strerror(errno));
   struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
+  const int fd = open_regular_file(path, "GGUF file", &st);
+  if (st.st_size == 0) {
     ::close(fd);
-    throw Error(path + ": cannot stat: " + std::strerror(err));
-  }
-  std::string problem;
-  if (S_ISDIR(st.st_mode)) problem = "is a directory, not a GGUF file";
-  else if (!S_ISREG(st.st_mode)) problem = "is not a regular file";
-  else if (st.st_size == 0) problem = "file is empty (0 bytes), not a GGUF file";
-  if (!problem.empty()) {
-    ::close(fd);
-    throw Error(path + ": " + problem);
+    throw Error(path + ": file is empty (0 bytes), not a GGUF file");
   }
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   void* map = nullptr;
@@ -339,12 +329,15 @@ std::unique_ptr<File> File::open(const std::string& path, bool use_mmap) {
   file->path_ = path;
   file->size_ = size;
   file->map_ = map;  // from here ~File unmaps, also when parsing throws
+  if (use_mmap) register_mapped_file(map, size, path);
   Reader(*file, static_cast<const uint8_t*>(map)).parse();
   return file;
 }
 
 File::~File() {
-  if (map_) ::munmap(map_, size_);
+  if (!map_) return;
+  unregister_mapped_file(map_);
+  ::munmap(map_, size_);
 }
 
 const Value* File::find(std::string_view key) const {

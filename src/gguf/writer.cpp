@@ -1,15 +1,11 @@
-// GGUF v3 streaming writer. The file is written as "<path>.partial" and renamed to <path> only by
-// finish(), so an interrupted write never leaves a truncated file under the final name.
-#include <unistd.h>
-
+// GGUF v3 streaming writer over an OutputFile: an interrupted write never leaves a truncated file
+// under the final name.
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
 #include <limits>
 
 #include "bitnet/gguf.h"
 #include "gguf/wire.h"
+#include "util/files.h"
 
 namespace bitnet::gguf {
 
@@ -88,11 +84,6 @@ void check_value(const std::string& key, const Value& v, int depth) {
                 " does not fit in " + value_type_name(v.type));
 }
 
-void write_all(std::FILE* out, const std::string& path, const void* data, size_t n) {
-  if (n && std::fwrite(data, 1, n, out) != n)
-    throw Error(path + ".partial: write failed: " + std::strerror(errno));
-}
-
 }  // namespace
 
 Writer::Writer(uint64_t alignment) : alignment_(alignment) {
@@ -100,12 +91,7 @@ Writer::Writer(uint64_t alignment) : alignment_(alignment) {
     throw Error("GGUF alignment " + std::to_string(alignment) + " is not a power of two that fits in 32 bits");
 }
 
-Writer::~Writer() {
-  if (out_) {  // abandoned before finish(): drop the partial file
-    std::fclose(out_);
-    std::remove((path_ + ".partial").c_str());
-  }
-}
+Writer::~Writer() = default;  // an OutputFile not committed removes its temporary
 
 void Writer::set(const std::string& key, Value v) {
   if (out_) throw Error("metadata key '" + key + "': set after write_header");
@@ -160,9 +146,7 @@ void Writer::write_header(const std::string& path, bool overwrite) {
       throw Error(path + ": tensor '" + t.name + "': declared " + std::to_string(t.nbytes) +
                   " bytes but its type and dims take " + std::to_string(expected));
   }
-  std::error_code ec;
-  if (!overwrite && std::filesystem::exists(path, ec))
-    throw Error(path + ": file already exists; refusing to overwrite it (remove it or ask to overwrite)");
+  check_output_path(path, overwrite);
 
   const bool store_alignment = alignment_ != wire::kDefaultAlignment &&
                                std::none_of(kv_.begin(), kv_.end(), [](const auto& kv) { return kv.first == wire::kAlignmentKey; });
@@ -189,13 +173,11 @@ void Writer::write_header(const std::string& path, bool overwrite) {
   }
   header.resize(wire::align_up(header.size(), alignment_), '\0');
 
-  const std::string partial = path + ".partial";
-  out_ = std::fopen(partial.c_str(), "wb");
-  if (!out_) throw Error(partial + ": cannot create: " + std::strerror(errno));
+  out_ = std::make_unique<OutputFile>(path, overwrite);
   path_ = path;
   current_ = 0;
   written_in_current_ = 0;
-  write_all(out_, path_, header.data(), header.size());
+  out_->write(header.data(), header.size());
 }
 
 void Writer::write_data(const void* data, size_t n) {
@@ -206,7 +188,7 @@ void Writer::write_data(const void* data, size_t n) {
       throw Error(path_ + ": " + std::to_string(n) + " bytes of data beyond the last declared tensor");
     const PendingTensor& t = tensors_[current_];
     const uint64_t take = std::min<uint64_t>(n, t.nbytes - written_in_current_);
-    write_all(out_, path_, bytes, take);
+    out_->write(bytes, take);
     bytes += take;
     n -= take;
     written_in_current_ += take;
@@ -214,7 +196,7 @@ void Writer::write_data(const void* data, size_t n) {
       static const char kZeros[4096] = {};
       for (uint64_t pad = wire::align_up(t.nbytes, alignment_) - t.nbytes; pad > 0;) {
         const uint64_t chunk = std::min<uint64_t>(pad, sizeof(kZeros));
-        write_all(out_, path_, kZeros, chunk);
+        out_->write(kZeros, chunk);
         pad -= chunk;
       }
       ++current_;
@@ -229,17 +211,8 @@ void Writer::finish() {
     throw Error(path_ + ": tensor '" + tensors_[current_].name + "' received " +
                 std::to_string(written_in_current_) + " of its " + std::to_string(tensors_[current_].nbytes) +
                 " bytes" + (tensors_.size() - current_ > 1 ? " (and later tensors none)" : ""));
-  const std::string partial = path_ + ".partial";
-  const bool flushed = std::fflush(out_) == 0 && ::fsync(::fileno(out_)) == 0;
-  const int flush_errno = errno;
-  const bool closed = std::fclose(out_) == 0;
-  out_ = nullptr;
-  if (!flushed || !closed) {
-    std::remove(partial.c_str());
-    throw Error(partial + ": write failed: " + std::strerror(flushed ? errno : flush_errno));
-  }
-  if (std::rename(partial.c_str(), path_.c_str()) != 0)
-    throw Error(partial + ": cannot rename to " + path_ + ": " + std::strerror(errno));
+  std::unique_ptr<OutputFile> out = std::move(out_);  // finished either way
+  out->commit();
 }
 
 }  // namespace bitnet::gguf

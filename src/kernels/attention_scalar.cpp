@@ -13,8 +13,10 @@ void quantize_q8_blocks(const float* x, int64_t n, int8_t* q, float* scales) {
     for (int64_t i = 0; i < kQ8Block; ++i) amax = std::max(amax, std::fabs(x[b * kQ8Block + i]));
     const float s = amax / 127.0f, inv = amax > 0 ? 127.0f / amax : 0.0f;
     scales[b] = s;
-    for (int64_t i = 0; i < kQ8Block; ++i)
-      q[b * kQ8Block + i] = (int8_t)std::clamp(std::nearbyint(x[b * kQ8Block + i] * inv), -127.0f, 127.0f);
+    for (int64_t i = 0; i < kQ8Block; ++i) {
+      const float r = std::nearbyint(x[b * kQ8Block + i] * inv);
+      q[b * kQ8Block + i] = r == r ? (int8_t)std::clamp(r, -127.0f, 127.0f) : 0;  // NaN -> 0
+    }
   }
 }
 

@@ -39,7 +39,8 @@ void quantize_row_i8(const float* x, int64_t k, int64_t kp, int8_t* q, float* ac
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
   __m256 vmax = _mm256_setzero_ps();
   int64_t i = 0;
-  for (; i + 8 <= k; i += 8) vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask));
+  // max_ps returns its second operand when either is NaN: NaN inputs leave vmax as it was.
+  for (; i + 8 <= k; i += 8) vmax = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask), vmax);
   float lanes[8];
   _mm256_storeu_ps(lanes, vmax);
   float amax = 0.0f;
@@ -58,7 +59,8 @@ void quantize_row_i8(const float* x, int64_t k, int64_t kp, int8_t* q, float* ac
   for (; i + 32 <= k; i += 32) {
     __m256i v[4];
     for (int j = 0; j < 4; ++j) {  // cvtps rounds half to even, as nearbyint in the default mode
-      v[j] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * j), vsigma));
+      const __m256 y = _mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * j), vsigma);
+      v[j] = _mm256_cvtps_epi32(_mm256_and_ps(y, _mm256_cmp_ps(y, y, _CMP_ORD_Q)));  // NaN -> 0
       v[j] = _mm256_min_epi32(_mm256_max_epi32(v[j], lo), hi);
       vsum = _mm256_add_epi32(vsum, v[j]);
     }

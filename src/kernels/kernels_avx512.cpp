@@ -173,7 +173,8 @@ void quantize_row_i8(const float* x, int64_t k, int64_t kp, int8_t* q, float* ac
   __m512 vmax = _mm512_setzero_ps();
   for (int64_t i = 0; i < k; i += 16) {
     const __mmask16 lanes = k - i >= 16 ? (__mmask16)0xFFFF : tail_mask16(k - i);
-    vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_maskz_loadu_ps(lanes, x + i)));
+    // max_ps returns its second operand when either is NaN: NaN inputs leave vmax as it was.
+    vmax = _mm512_max_ps(_mm512_abs_ps(_mm512_maskz_loadu_ps(lanes, x + i)), vmax);
   }
   const float sigma = quantize_sigma(_mm512_reduce_max_ps(vmax));
 
@@ -183,7 +184,8 @@ void quantize_row_i8(const float* x, int64_t k, int64_t kp, int8_t* q, float* ac
   for (int64_t i = 0; i < kp; i += 16) {  // lanes past k load as 0 and quantize to 0
     const __mmask16 lanes = k - i >= 16 ? (__mmask16)0xFFFF : k > i ? tail_mask16(k - i) : 0;
     // cvtps rounds half to even, as nearbyint in the default mode.
-    __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, x + i), vsigma));
+    const __m512 y = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, x + i), vsigma);
+    __m512i v = _mm512_cvtps_epi32(_mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, y, _CMP_ORD_Q), y));  // NaN -> 0
     v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
     vsum = _mm512_add_epi32(vsum, v);
     const __mmask16 out_lanes = kp - i >= 16 ? (__mmask16)0xFFFF : tail_mask16(kp - i);

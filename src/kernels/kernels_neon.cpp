@@ -33,7 +33,8 @@ namespace neon {
 void quantize_row_i8(const float* x, int64_t k, int64_t kp, int8_t* q, float* act_scale, int32_t* act_sum) {
   float32x4_t vmax = vdupq_n_f32(0.0f);
   int64_t i = 0;
-  for (; i + 4 <= k; i += 4) vmax = vmaxq_f32(vmax, vabsq_f32(vld1q_f32(x + i)));
+  // vmaxnm ignores NaN inputs (vmax would propagate them); below, vcvtn turns NaN into 0.
+  for (; i + 4 <= k; i += 4) vmax = vmaxnmq_f32(vmax, vabsq_f32(vld1q_f32(x + i)));
   float amax = vmaxvq_f32(vmax);
   for (; i < k; ++i) {
     const float v = x[i] < 0 ? -x[i] : x[i];

@@ -75,7 +75,8 @@ float fp16_to_fp32(uint16_t h) {
 }
 
 int8_t quantize_value(float x, float sigma) {
-  return (int8_t)std::clamp(std::nearbyint(x * sigma), -128.0f, 127.0f);
+  const float r = std::nearbyint(x * sigma);
+  return r == r ? (int8_t)std::clamp(r, -128.0f, 127.0f) : 0;  // NaN -> 0 (casting NaN is undefined)
 }
 
 float quantize_sigma(float amax) { return 127.0f / std::max(amax, 1e-5f); }

@@ -35,6 +35,7 @@ class Loader {
   const gguf::TensorInfo* optional_tensor(const std::string& name) const { return file_.find_tensor(name); }
   void check_shape(const gguf::TensorInfo& t, std::initializer_list<int64_t> dims) const;
   std::vector<float> load_vector(const std::string& name, int64_t n) const;
+  void check_finite(const gguf::TensorInfo& t, TensorType type);
   Linear load_linear(const std::string& prefix, int64_t in, int64_t out);
   void pack_ternary(const gguf::TensorInfo& t, TensorType type, Linear& lin);
   void repack_ternary(const gguf::TensorInfo& t, TensorType type, Linear& lin);
@@ -82,7 +83,27 @@ std::vector<float> Loader::load_vector(const std::string& name, int64_t n) const
     fail("tensor '" + name + "' has type " + type_name(type) + ", expected F32, F16 or BF16");
   std::vector<float> v((size_t)n);
   dequantize_row(type, t.data, v.data(), n);
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(v[(size_t)i]))
+      fail("tensor '" + name + "' holds a non-finite value (" + std::to_string(v[(size_t)i]) + ") at index " + std::to_string(i));
   return v;
+}
+
+// A NaN or Inf in a float matrix would make every activation that reads it NaN: refused at load,
+// as for norms and ternary scales.
+void Loader::check_finite(const gguf::TensorInfo& t, TensorType type) {
+  const int64_t ne0 = (int64_t)t.ne[0], rows = (int64_t)(t.n_elements() / t.ne[0]);
+  const uint64_t row_bytes = row_nbytes(type, (uint64_t)ne0);
+  constexpr int64_t kRowsPerTask = 256;
+  std::atomic<int64_t> bad_row{rows};
+  pool_.parallel_for((rows + kRowsPerTask - 1) / kRowsPerTask, [&](int64_t task) {
+    for (int64_t r = task * kRowsPerTask; r < std::min(rows, (task + 1) * kRowsPerTask); ++r)
+      if (!row_is_finite(type, t.data + (uint64_t)r * row_bytes, ne0)) {
+        for (int64_t seen = bad_row.load(); r < seen && !bad_row.compare_exchange_weak(seen, r);) {}
+        return;
+      }
+  });
+  if (bad_row < rows) fail("tensor '" + t.name + "' holds a non-finite value (NaN or Inf) in row " + std::to_string(bad_row.load()));
 }
 
 void Loader::progress(uint64_t bytes) {
@@ -197,6 +218,7 @@ Linear Loader::load_linear(const std::string& prefix, int64_t in, int64_t out) {
     pack_ternary(t, lin.type, lin);
     for (float& s : lin.row_scale) s *= extra_scale;
   } else {
+    check_finite(t, lin.type);
     lin.data = t.data;
     lin.row_bytes = row_nbytes(lin.type, (uint64_t)in);
     lin.out_scale = extra_scale;
@@ -271,6 +293,7 @@ void Loader::load() {
   m_.token_embd = &tensor(kTokenEmbdName);
   m_.token_embd_type = resolve_type(m_.token_embd->type, bitnet_file_, kTokenEmbdName);
   if (is_ternary(m_.token_embd_type)) fail(std::string("tensor '") + kTokenEmbdName + "' must be a float type, not ternary");
+  if (!tied_head_) check_finite(*m_.token_embd, m_.token_embd_type);  // a tied head is checked as the head
   m_.output_norm = load_vector(kOutputNormName, c.n_embd);
   m_.head = load_linear(tied_head_ ? "token_embd" : "output", c.n_embd, c.n_vocab);
 

@@ -1,6 +1,7 @@
 // Hugging Face tokenizer.json with a BPE model: byte-level (LLaMA 3, GPT-2 style) or
 // SentencePiece-style with byte fallback (LLaMA 2 style).
 #include <algorithm>
+#include <climits>
 #include <nlohmann/json.hpp>
 
 #include "bitnet/error.h"
@@ -51,6 +52,17 @@ int32_t find_first(const std::vector<std::string>& tokens, std::initializer_list
   return -1;
 }
 
+// A token id as the file gives it: a JSON integer in [0, INT32_MAX]. A float (5.7) or an integer
+// too large for 64 bits (which the parser keeps as a float) is refused, not truncated.
+int64_t token_id(const json& v, const std::string& path, const char* what) {
+  if (!v.is_number_integer())
+    throw Error(path + ": tokenizer.json " + what + " id " + v.dump() + " is not an integer");
+  const bool in_range = v.is_number_unsigned() ? v.get<uint64_t>() <= INT32_MAX
+                                               : v.get<int64_t>() >= 0 && v.get<int64_t>() <= INT32_MAX;
+  if (!in_range) throw Error(path + ": tokenizer.json " + what + " id " + v.dump() + " is out of range");
+  return v.get<int64_t>();
+}
+
 VocabData parse(const std::string& path, const json& j) {
   const json& model = j.at("model");
   if (model.contains("type") && model.at("type") != "BPE")
@@ -60,7 +72,7 @@ VocabData parse(const std::string& path, const json& j) {
   d.source = path;
   const json& vocab = model.at("vocab");
   std::vector<std::pair<std::string, int64_t>> entries;
-  for (auto it = vocab.begin(); it != vocab.end(); ++it) entries.emplace_back(it.key(), it.value().get<int64_t>());
+  for (auto it = vocab.begin(); it != vocab.end(); ++it) entries.emplace_back(it.key(), token_id(it.value(), path, "vocab"));
   struct Added {
     std::string text;
     int64_t id;
@@ -69,7 +81,8 @@ VocabData parse(const std::string& path, const json& j) {
   std::vector<Added> added;
   if (j.contains("added_tokens") && j.at("added_tokens").is_array())
     for (const json& a : j.at("added_tokens"))
-      added.push_back({a.at("content").get<std::string>(), a.at("id").get<int64_t>(), a.value("special", false)});
+      added.push_back({a.at("content").get<std::string>(), token_id(a.at("id"), path, "added token"),
+                       a.value("special", false)});
 
   int64_t max_id = -1;
   for (const auto& e : entries) max_id = std::max(max_id, e.second);
@@ -82,13 +95,21 @@ VocabData parse(const std::string& path, const json& j) {
   d.tokens.assign(n, {});
   d.types.assign(n, kUnused);
   for (size_t i = 0; i < n; ++i) d.tokens[i] = "[PAD" + std::to_string(i) + "]";
+  auto duplicate = [&](int64_t id, const std::string& text) {
+    return Error(path + ": tokenizer.json gives id " + std::to_string(id) + " to both \"" + d.tokens[(size_t)id] +
+                 "\" and \"" + text + "\"");
+  };
+  std::vector<bool> in_vocab(n, false), in_added(n, false);
   for (auto& [text, id] : entries) {
-    if (id < 0) throw Error(path + ": tokenizer.json vocab id " + std::to_string(id) + " is negative");
+    if (in_vocab[(size_t)id]) throw duplicate(id, text);
+    in_vocab[(size_t)id] = true;
     d.tokens[static_cast<size_t>(id)] = std::move(text);
     d.types[static_cast<size_t>(id)] = kNormal;
   }
+  // An added token may restate a vocab entry (LLaMA 2's <s> is in both), with the same text.
   for (Added& a : added) {
-    if (a.id < 0) throw Error(path + ": tokenizer.json added token id " + std::to_string(a.id) + " is negative");
+    if (in_added[(size_t)a.id] || (in_vocab[(size_t)a.id] && d.tokens[(size_t)a.id] != a.text)) throw duplicate(a.id, a.text);
+    in_added[(size_t)a.id] = true;
     d.tokens[static_cast<size_t>(a.id)] = std::move(a.text);
     d.types[static_cast<size_t>(a.id)] = a.special ? kControl : kUserDefined;
   }

@@ -3,13 +3,12 @@
 #include "bitnet/tokenizer.h"
 
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "bitnet/error.h"
 #include "bitnet/gguf.h"
 #include "tokenizer/utf8.h"
 #include "tokenizer/vocab.h"
+#include "util/files.h"
 
 namespace bitnet {
 namespace {
@@ -67,11 +66,9 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& file) {
 namespace {
 
 tok::VocabData read_vocab_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open tokenizer file");
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  const std::string content = buffer.str();
+  // The largest real tokenizer files (tokenizer.json of 250k-token vocabularies) are tens of MB.
+  constexpr uint64_t kMaxTokenizerBytes = uint64_t{256} << 20;
+  const std::string content = read_file_capped(path, kMaxTokenizerBytes, "tokenizer file");
   const size_t first = content.find_first_not_of(" \t\r\n");
   if (first == std::string::npos) throw Error(path + ": tokenizer file is empty");
   if (content[first] == '{') return tok::import_hf_tokenizer_json(path, content);

@@ -3,7 +3,10 @@
 #include <fstream>
 #include <set>
 #include <string>
+#include <system_error>
 #include <utility>
+
+#include "bitnet/error.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -30,10 +33,21 @@ inline void spin_pause(int i) {
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
-  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker_loop(); });
+  workers_.reserve((size_t)n_threads_ - 1);
+  for (int i = 1; i < n_threads_; ++i) {
+    try {
+      workers_.emplace_back([this] { worker_loop(); });
+    } catch (const std::system_error& e) {  // pids limit, ulimit -u, no memory for a stack
+      stop_workers();
+      throw Error("cannot create thread " + std::to_string(i + 1) + " of " + std::to_string(n_threads_) + ": " +
+                  e.code().message());
+    }
+  }
 }
 
-ThreadPool::~ThreadPool() {
+ThreadPool::~ThreadPool() { stop_workers(); }
+
+void ThreadPool::stop_workers() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
@@ -41,13 +55,20 @@ ThreadPool::~ThreadPool() {
   }
   cv_.notify_all();
   for (auto& t : workers_) t.join();
+  workers_.clear();
 }
 
 void ThreadPool::run_tasks() {
   for (;;) {
     int64_t task = next_task_.fetch_add(1, std::memory_order_relaxed);
     if (task >= n_tasks_) break;
-    (*fn_)(task);
+    try {
+      (*fn_)(task);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mu_);
+      if (!error_) error_ = std::current_exception();
+      next_task_.store(n_tasks_, std::memory_order_relaxed);  // hand out no further tasks
+    }
   }
 }
 
@@ -96,12 +117,22 @@ void ThreadPool::parallel_for(int64_t n_tasks, const std::function<void(int64_t)
   run_tasks();
   // Spin briefly for the workers' last tasks, then sleep: on a machine where other processes hold
   // the cores, spinning would keep a descheduled worker from finishing.
-  for (int spin = 0; spin < kSpinIterations; ++spin) {
-    if (pending_workers_.load(std::memory_order_acquire) == 0) return;
-    spin_pause(spin);
+  bool done = false;
+  for (int spin = 0; spin < kSpinIterations && !done; ++spin) {
+    done = pending_workers_.load(std::memory_order_acquire) == 0;
+    if (!done) spin_pause(spin);
   }
-  std::unique_lock<std::mutex> lock(mu_);
-  done_cv_.wait(lock, [&] { return pending_workers_.load(std::memory_order_acquire) == 0; });
+  if (!done) {
+    std::unique_lock<std::mutex> lock(mu_);
+    done_cv_.wait(lock, [&] { return pending_workers_.load(std::memory_order_acquire) == 0; });
+  }
+  // Every thread has left fn: the first exception any task threw goes to the caller.
+  std::exception_ptr error;
+  {
+    std::lock_guard<std::mutex> lock(error_mu_);
+    error = std::exchange(error_, nullptr);
+  }
+  if (error) std::rethrow_exception(error);
 }
 
 int physical_core_count() {

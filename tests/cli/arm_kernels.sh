@@ -4,6 +4,9 @@
 # extension and once on one without, so both ARM backends are checked against the scalar reference.
 # Usage: arm_kernels.sh [bitnet binary (unused)] [source dir]. Exit 77 = skipped (no cross tools).
 set -euo pipefail
+# qemu-user passes the environment to the ARM binary: a BITNET_ISA the caller set (say scalar)
+# would force that backend there and the checks below would fail.
+unset BITNET_ISA
 
 src_dir="${2:-$(cd "$(dirname "$0")/../.." && pwd)}"
 for tool in aarch64-linux-gnu-g++ qemu-aarch64; do

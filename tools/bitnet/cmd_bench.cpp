@@ -368,18 +368,18 @@ int cmd_bench(int argc, char** argv) {
     for (size_t b; (b = v.find(',', a)) != std::string::npos; a = b + 1) o.models.push_back(v.substr(a, b - a));
     o.models.push_back(v.substr(a));
   });
-  auto list = [](std::vector<int64_t>& dst, const char* name, int64_t min) {
-    return [&dst, name, min, given = false](const std::string& v) mutable {
+  auto list = [](std::vector<int64_t>& dst, const char* name, int64_t min, int64_t max = 1 << 20) {
+    return [&dst, name, min, max, given = false](const std::string& v) mutable {
       if (!given) dst.clear();
       given = true;
-      for (int64_t x : parse_int_list(name, v, min, 1 << 20)) dst.push_back(x);
+      for (int64_t x : parse_int_list(name, v, min, max)) dst.push_back(x);
     };
   };
   t.value({"-p", "--n-prompt"}, "N", "prompt tokens per sequence (list, default 512, 0 = none)", list(o.n_prompt, "-p", 0));
   t.value({"-n", "--n-gen"}, "N", "generated tokens per sequence (list, default 128, 0 = none)", list(o.n_gen, "-n", 0));
   t.value({"-pg"}, "P,N", "a prompt of P tokens then N generated, timed together (repeatable)",
           [&](const std::string& v) { o.pg.push_back(parse_pg(v)); });
-  t.value({"-t", "--threads"}, "N", "threads (list, default: physical cores)", [&, add = list(o.threads, "-t", 1)](const std::string& v) mutable {
+  t.value({"-t", "--threads"}, "N", "threads (list, default: physical cores)", [&, add = list(o.threads, "-t", 1, kMaxThreads)](const std::string& v) mutable {
     add(v);
     for (int64_t n : o.threads) warn_threads((int)n);
   });

@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "convert/model_writer.h"
 #include "options.h"
+#include "util/files.h"
 
 namespace bitnet::cli {
 
@@ -275,7 +276,7 @@ int cmd_dummy(int argc, char** argv) {
   if (h.head_dim % 2 != 0)
     throw Error("dummy: head dimension " + std::to_string(h.head_dim) + " must be even for RoPE");
 
-  check_can_write(output, force);
+  check_output_path(output, force);
 
   std::unique_ptr<Tokenizer> tokenizer;
   if (!tokenizer_path.empty()) {

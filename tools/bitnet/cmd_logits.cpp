@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <optional>
 #include <vector>
 
@@ -12,6 +11,7 @@
 #include "commands.h"
 #include "common_params.h"
 #include "npy.h"
+#include "util/files.h"
 
 namespace bitnet::cli {
 
@@ -39,7 +39,7 @@ int cmd_logits(int argc, char** argv) {
   if (!positional.empty()) throw Error("unexpected argument '" + positional[0] + "' (see --help)");
   require_model(engine);
   if (out_path.empty()) throw Error("no output file given (-o OUT.npy)");
-  if (!force && std::filesystem::exists(out_path)) throw Error("'" + out_path + "' exists (use --force to overwrite)");
+  check_output_path(out_path, force);
   if (token_list.has_value() == prompt.has_value()) throw Error("give the input as --tokens or as -p, one of them");
 
   std::unique_ptr<Model> model = load_model(engine, false);

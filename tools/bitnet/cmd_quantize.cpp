@@ -26,6 +26,7 @@
 #include "convert/model_writer.h"
 #include "convert/ternarize.h"
 #include "options.h"
+#include "util/files.h"
 
 namespace bitnet::cli {
 
@@ -173,7 +174,7 @@ int cmd_quantize(int argc, char** argv) {
   std::error_code ec;
   if (std::filesystem::exists(out_path, ec) && std::filesystem::equivalent(in_path, out_path, ec))
     throw Error("quantize: OUT '" + out_path + "' is the input file; write to another file");
-  check_can_write(out_path, force);
+  check_output_path(out_path, force);
 
   const auto in = gguf::File::open(in_path);
   const bool bitnet = is_bitnet_file(*in);

@@ -2,7 +2,6 @@
 // standalone tokenizer file.
 #include <cstdio>
 #include <iostream>
-#include <iterator>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -38,7 +37,7 @@ int cmd_tokenize(int argc, char** argv) {
   t.value({"--tokenizer"}, "FILE", "tokenizer.json, tiktoken ranks or SentencePiece .model",
           [&](const std::string& v) { tokenizer_path = v; });
   t.value({"-p", "--prompt"}, "TEXT", "text to tokenize", [&](const std::string& v) { prompt = v; });
-  t.value({"-f", "--file"}, "FNAME", "read the text from a file", [&](const std::string& v) { file_path = v; });
+  t.value({"-f", "--file"}, "FNAME", "read the text from a file (- = stdin)", [&](const std::string& v) { file_path = v; });
   t.flag({"--ids"}, "print only the ids, as [1, 2, 3]", [&] { ids_only = true; });
   t.flag({"--no-bos"}, "do not add BOS", [&] { no_bos = true; });
   t.flag({"--parse-special"}, "match special token texts (e.g. <|eot_id|>) as single tokens", [&] { parse_special = true; });
@@ -83,8 +82,7 @@ int cmd_tokenize(int argc, char** argv) {
 
   std::string text;
   if (prompt) text = *prompt;
-  else if (!file_path.empty()) text = read_text_file(file_path);
-  else text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  else text = read_text_file(file_path.empty() ? "-" : file_path);
   std::vector<int32_t> ids = tok->encode(text, add_bos, parse_special);
   if (ids_only) {
     std::printf("%s\n", ids_list(ids).c_str());

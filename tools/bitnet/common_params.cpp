@@ -13,6 +13,7 @@
 #include "bitnet/hub.h"
 #include "bitnet/kernels.h"
 #include "bitnet/threadpool.h"
+#include "util/files.h"
 
 namespace bitnet::cli {
 
@@ -37,7 +38,7 @@ void add_engine_options(OptionTable& t, EngineOptions& o) {
   t.value({"-m", "--model"}, "FNAME", "model path (GGUF)", [&o](const std::string& v) { o.model_path = v; });
   add_hub_options(t, o.hub);
   t.value({"-t", "--threads"}, "N", "threads (default: physical cores)", [&o](const std::string& v) {
-    o.n_threads = (int)parse_int("--threads", v, -1, 1024);
+    o.n_threads = (int)parse_int("--threads", v, -1, kMaxThreads);
     warn_threads(o.n_threads);
   });
   t.value({"-c", "--ctx-size"}, "N", "context size (default: 0 = the model's)",
@@ -117,12 +118,8 @@ ContextParams context_params(const EngineOptions& o) {
 }
 
 std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot open '" + path + "'");
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (in.bad()) throw Error("cannot read '" + path + "'");
-  return s.str();
+  constexpr uint64_t kMaxTextBytes = uint64_t{1} << 30;
+  return read_file_capped(path, kMaxTextBytes, "text file");
 }
 
 static int hex_value(char c) {

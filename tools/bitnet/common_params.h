@@ -43,6 +43,7 @@ struct EngineOptions {
 // llama.cpp's spellings.
 void add_engine_options(OptionTable& table, EngineOptions& opts);
 int resolve_threads(int requested);  // <= 0: physical cores
+constexpr int kMaxThreads = 1024;  // -t
 // Loads the model; warns on stderr about -c beyond the training context, a tokenizer whose size
 // differs from the embedding rows, and says how much --mlock locked.
 std::unique_ptr<Model> load_model(const EngineOptions& opts, bool progress = true);
@@ -51,6 +52,7 @@ ContextParams context_params(const EngineOptions& opts);
 // was given, or both.
 void require_model(EngineOptions& opts);
 
+// A regular file ("-": standard input) of at most 1 GiB; FIFOs, devices and directories refused.
 std::string read_text_file(const std::string& path);
 // llama.cpp's prompt escapes: \n \r \t \' \" \\ \xNN (an unknown escape is kept as written).
 std::string process_escapes(const std::string& text);

@@ -1,12 +1,6 @@
 #include "npy.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-
-#include "bitnet/error.h"
+#include "util/files.h"
 
 namespace bitnet::cli {
 
@@ -26,31 +20,12 @@ std::string npy_header_f32(uint64_t rows, uint64_t cols) {
 
 void write_npy_f32(const std::string& path, const float* data, uint64_t rows, uint64_t cols, bool overwrite) {
   static_assert(sizeof(float) == 4);
-  int flags = O_WRONLY | O_CREAT | (overwrite ? O_TRUNC : O_EXCL);
-  int fd = ::open(path.c_str(), flags, 0644);
-  if (fd < 0) {
-    if (errno == EEXIST) throw Error("'" + path + "' exists (use --force to overwrite)");
-    throw Error("cannot create '" + path + "': " + std::strerror(errno));
-  }
-  auto write_all = [&](const void* p, size_t n) {
-    const char* c = static_cast<const char*>(p);
-    while (n > 0) {
-      ssize_t w = ::write(fd, c, n);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) {
-        std::string why = std::strerror(errno);
-        ::close(fd);
-        throw Error("cannot write '" + path + "': " + why);
-      }
-      c += w;
-      n -= (size_t)w;
-    }
-  };
-  std::string header = npy_header_f32(rows, cols);
-  write_all(header.data(), header.size());
+  OutputFile out(path, overwrite);
+  const std::string header = npy_header_f32(rows, cols);
+  out.write(header.data(), header.size());
   // x86 and aarch64 Linux are little-endian, the '<f4' of the header.
-  write_all(data, rows * cols * sizeof(float));
-  if (::close(fd) != 0) throw Error("cannot write '" + path + "': " + std::strerror(errno));
+  out.write(data, rows * cols * sizeof(float));
+  out.commit();
 }
 
 }  // namespace bitnet::cli
