@@ -412,6 +412,35 @@ TEST(BlockRows, RejectPartialBlocksAndUnreadableTypes) {
   expect_error([&] { dequantize_row(TensorType::F32, row.data(), x, -4); }, {"-4"});
 }
 
+TEST(BlockRows, NonFiniteValuesQuantizeAsZeroInBlockTypes) {
+  // NaN or Inf in a block would reach an undefined float -> int cast in the reference quantizers.
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  std::vector<float> x(512), zeroed;
+  for (float& v : x) v = normal(rng);
+  x[3] = NAN, x[40] = INFINITY, x[300] = -INFINITY, x[301] = -NAN;
+  zeroed = x;
+  for (float& v : zeroed) v = std::isfinite(v) ? v : 0.0f;
+  for (TensorType t : {TensorType::Q4_0, TensorType::Q8_0, TensorType::Q6_K}) {
+    SCOPED_TRACE(type_name(t));
+    Bytes got(row_nbytes(t, 512)), want(row_nbytes(t, 512));
+    quantize_row(t, x.data(), got.data(), 512);
+    quantize_row(t, zeroed.data(), want.data(), 512);
+    EXPECT_EQ(got, want);
+    EXPECT_TRUE(row_is_finite(t, got.data(), 512));
+  }
+  // row_is_finite reads the bits: an f16 NaN or Inf value, an f32 one, a NaN block scale.
+  const uint16_t halves[3] = {0x3c00, 0x7c00, 0x0001};
+  EXPECT_FALSE(row_is_finite(TensorType::F16, halves, 3));
+  EXPECT_TRUE(row_is_finite(TensorType::F16, halves + 2, 1));
+  const float floats[2] = {1.0f, NAN};
+  EXPECT_TRUE(row_is_finite(TensorType::F32, floats, 1));
+  EXPECT_FALSE(row_is_finite(TensorType::F32, floats, 2));
+  Bytes q8(34, 0);
+  put16(q8, 0, 0x7e00);
+  EXPECT_FALSE(row_is_finite(TensorType::Q8_0, q8.data(), 32));
+}
+
 // ---- TQ2_0 -------------------------------------------------------------------------------------
 
 // Independent TQ2_0 encoder, straight from the layout description: for each 128-value half h,

@@ -2,8 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <chrono>
 #include <climits>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -532,18 +532,20 @@ TEST(TokenizerErrors, TiktokenImportIsFastOnLongTokens) {
   const auto path = test::scratch_dir() / "a1200.tiktoken";
   std::ofstream(path, std::ios::binary) << text;
 
-  const auto start = std::chrono::steady_clock::now();
+  // CPU time, not wall time: the suite runs on shared machines. The old importer took 5.3 s here
+  // for these tokens, the new one 0.3 s.
+  const auto cpu_seconds = [] { return (double)std::clock() / CLOCKS_PER_SEC; };
+  double start = cpu_seconds();
   const auto tok = Tokenizer::from_file(path.string());
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  EXPECT_LT(seconds, 3.0) << "importing 1200 tokens of up to 1200 bytes";
+  EXPECT_LT(cpu_seconds() - start, 2.5) << "CPU seconds importing 1200 tokens of up to 1200 bytes";
   // The derived merges still encode as tiktoken does.
   for (size_t n : {1, 2, 3, 5, 8, 13, 31, 64, 100, 257, 1200})
     EXPECT_EQ(tok->encode(std::string(n, 'a'), false, false), tiktoken_reference_encode(std::string(n, 'a'), ranks)) << n;
 
   if (std::filesystem::exists(test::fixture("defects/slow-tiktoken-a1200.model"))) {
-    const auto t0 = std::chrono::steady_clock::now();
+    start = cpu_seconds();
     Tokenizer::from_file(test::fixture("defects/slow-tiktoken-a1200.model").string());
-    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 3.0);
+    EXPECT_LT(cpu_seconds() - start, 2.5) << "CPU seconds importing defects/slow-tiktoken-a1200.model";
   }
 }
 

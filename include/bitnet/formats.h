@@ -60,7 +60,8 @@ void dequantize_row(TensorType t, const void* row, float* out, int64_t ne0);
 // Whether every value of a row (F32, F16, BF16, Q4_0, Q8_0, Q6_K) is finite, judged from the bits
 // (a float's exponent, a block's f16 scale), so it runs at memory speed.
 bool row_is_finite(TensorType t, const void* row, int64_t ne0);
-// Quantizes one row (F32, F16, BF16, Q4_0, Q8_0, Q6_K) the way ggml's reference quantizers do.
+// Quantizes one row (F32, F16, BF16, Q4_0, Q8_0, Q6_K) the way ggml's reference quantizers do;
+// in the block types a NaN or Inf quantizes as 0.
 void quantize_row(TensorType t, const float* in, void* row, int64_t ne0);
 
 // ---- ternary formats -------------------------------------------------------------------------

@@ -237,7 +237,17 @@ void quantize_row(TensorType t, const float* in, void* row, int64_t ne0) {
   const int64_t block = block_size(t);
   const uint64_t block_bytes = row_nbytes(t, (uint64_t)block);
   auto* bytes = static_cast<uint8_t*>(row);
-  for (int64_t b = 0; b < blocks; ++b) quantize(in + b * block, bytes + (uint64_t)b * block_bytes);
+  float finite[256];  // the largest block
+  for (int64_t b = 0; b < blocks; ++b) {
+    // The block formats cannot hold NaN or Inf (and their casts to int would be undefined): those
+    // values quantize as 0. Float types keep them.
+    const float* x = in + b * block;
+    if (block > 1 && !std::all_of(x, x + block, [](float v) { return std::isfinite(v); })) {
+      for (int64_t i = 0; i < block; ++i) finite[i] = std::isfinite(x[i]) ? x[i] : 0.0f;
+      x = finite;
+    }
+    quantize(x, bytes + (uint64_t)b * block_bytes);
+  }
 }
 
 bool row_is_finite(TensorType t, const void* row, int64_t ne0) {

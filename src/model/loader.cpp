@@ -10,7 +10,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <mutex>
 #include <set>
 #include <sstream>
 
@@ -176,24 +175,19 @@ void Loader::repack_ternary(const gguf::TensorInfo& t, TensorType type, Linear& 
   lin.weights = lin.packed.get();
   populate(lin.packed.get(), lin.stride * (size_t)lin.out);
   lin.row_scale.assign((size_t)lin.out, 0.f);
-  std::atomic<bool> failed{false};
-  std::string error;
-  std::mutex error_mu;
   constexpr int64_t kRowsPerTask = 64;
-  pool_.parallel_for((lin.out + kRowsPerTask - 1) / kRowsPerTask, [&](int64_t task) {
-    std::vector<int8_t> values((size_t)lin.in);
-    const int64_t r1 = std::min(lin.out, (task + 1) * kRowsPerTask);
-    try {
+  try {  // the pool rethrows the first task's error here
+    pool_.parallel_for((lin.out + kRowsPerTask - 1) / kRowsPerTask, [&](int64_t task) {
+      std::vector<int8_t> values((size_t)lin.in);
+      const int64_t r1 = std::min(lin.out, (task + 1) * kRowsPerTask);
       for (int64_t r = task * kRowsPerTask; r < r1; ++r) {
         lin.row_scale[r] = read_ternary_row(type, t.data, lin.in, lin.out, r, values.data(), t.name);
         pack_ternary_row(values.data(), lin.in, lin.packed.get() + (size_t)r * lin.stride);
       }
-    } catch (const Error& e) {
-      std::lock_guard<std::mutex> lock(error_mu);
-      if (!failed.exchange(true)) error = e.what();
-    }
-  });
-  if (failed) fail(error);
+    });
+  } catch (const Error& e) {
+    fail(e.what());
+  }
   // The source pages are no longer needed: drop them from this process's resident set.
   const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
   uintptr_t begin = ((uintptr_t)t.data + page - 1) / page * page;
