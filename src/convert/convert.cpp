@@ -18,6 +18,7 @@
 #include "convert/model_writer.h"
 #include "convert/safetensors.h"
 #include "convert/ternarize.h"
+#include "util/files.h"
 
 namespace bitnet {
 
@@ -400,7 +401,7 @@ void convert_checkpoint(const std::string& dir, const std::string& out, const Co
     throw Error(std::string("convert: --type must be i2_s, tq1_0 or tq2_0, not ") + type_name(opts.type));
   if (is_ternary(opts.head_type) || opts.head_type == TensorType::Q4_0)
     throw Error(std::string("convert: --head-type must be f16, q8_0, q6_k, bf16 or f32, not ") + type_name(opts.head_type));
-  check_can_write(out, opts.force);
+  check_output_path(out, opts.force);
   Converter(dir, opts).run(out);
 }
 
