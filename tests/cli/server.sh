@@ -22,10 +22,11 @@ expect() {  # NAME STATUS PATTERN: the last response had this status and holds t
   if [[ $CODE == "$2" && $BODY == *"$3"* ]]; then ok; else fail "$1: got $CODE $BODY"; fi
 }
 
-# ---- while loading: the tokenizer file is a FIFO, so loading blocks until we write to it -------
+# ---- while loading: opening the tokenizer file waits for a gate file (tests/cli/lib/gate_open.c) --
 make_model small.gguf
-mkfifo tokenizer.fifo
-"$BIN" serve --port 0 -m small.gguf --tokenizer tokenizer.fifo >loading.log 2>&1 &
+cc -shared -fPIC -o gate_open.so "$SRC/tests/cli/lib/gate_open.c" -ldl
+echo "not a tokenizer" > tokenizer.gated
+LD_PRELOAD=$PWD/gate_open.so "$BIN" serve --port 0 -m small.gguf --tokenizer tokenizer.gated >loading.log 2>&1 &
 LOADING_PID=$!
 SERVER_PIDS+=("$LOADING_PID")
 URL=""
@@ -38,7 +39,7 @@ req GET "$URL/health"
 expect "health while loading" 503 '"status":"loading model"'
 req POST "$URL/v1/chat/completions" '{"messages":[{"role":"user","content":"hi"}]}'
 expect "chat while loading" 503 '"type":"unavailable_error"'
-echo "not a tokenizer" > tokenizer.fifo  # the load fails: the server says why and exits 1
+touch tokenizer.gated.go  # the load goes on and fails: the server says why and exits 1
 rc=0; wait "$LOADING_PID" || rc=$?
 check "failed load exits 1" [ "$rc" = 1 ]
 check "failed load is reported" grep -q "^error: " loading.log
