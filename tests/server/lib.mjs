@@ -1,4 +1,6 @@
-// Shared by the server tests: counted checks and small HTTP helpers (Node 18's global fetch).
+// Shared by the server tests: counted checks and small HTTP helpers (Node's global fetch).
+import { readFileSync } from "node:fs";
+
 export let passed = 0;
 export let failed = 0;
 
@@ -24,6 +26,16 @@ export async function waitIdle(base, timeoutMs = 5000) {
     await new Promise((r) => setTimeout(r, 10));
   }
   return -1;
+}
+
+// Checks that a reply of the demo model reads as text: at least `min` words, 80% of them words of
+// its training corpus (models/bitnet-demo-stories.words, one lower-case word a line).
+export function checkWords(name, text, wordsFile, min = 8) {
+  const vocabulary = new Set(readFileSync(wordsFile, "utf8").split("\n"));
+  const words = (text.match(/[A-Za-z]+/g) ?? []).map((w) => w.toLowerCase());
+  const known = words.filter((w) => vocabulary.has(w)).length;
+  check(`${name} reads as text`, words.length >= min && known >= 0.8 * words.length,
+        `${known} of ${words.length} words known: ${JSON.stringify(text.slice(0, 200))}`);
 }
 
 export function finish(name) {

@@ -1,11 +1,12 @@
 // bitnet serve with the official openai client: chat, streaming, completions, responses, models,
 // errors; 16 concurrent greedy requests on 4 slots equal their sequential answers; a client that
-// goes away mid-stream frees its slot at once.
-// Usage: node openai.test.mjs BASE_URL KEYED_BASE_URL KEY
+// goes away mid-stream frees its slot at once; a conversation with the shipped demo model reads as
+// text, streamed and not.
+// Usage: node openai.test.mjs BASE_URL KEYED_BASE_URL KEY DEMO_URL DEMO_WORDS_FILE
 import OpenAI from "openai";
-import { check, finish, getJson, waitIdle } from "./lib.mjs";
+import { check, checkWords, finish, getJson, waitIdle } from "./lib.mjs";
 
-const [base, keyedBase, key] = process.argv.slice(2);
+const [base, keyedBase, key, demoBase, wordsFile] = process.argv.slice(2);
 const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: "unused", maxRetries: 0 });
 const model = "tiny";
 const greedy = { model, temperature: 0 };
@@ -82,6 +83,23 @@ check("responses stream text", respText === resp.output_text);
 
 const models = await client.models.list();
 check("models", models.data.length === 1 && models.data[0].id === model);
+
+// ---- the demo model: a conversation that reads as text ----
+const demo = new OpenAI({ baseURL: `${demoBase}/v1`, apiKey: "unused", maxRetries: 0 });
+const story = [{ role: "user", content: "Tell me a story about a dog and a ball." }];
+const told = await demo.chat.completions.create({ model: "demo-stories", messages: story, temperature: 0, max_tokens: 60 });
+const toldText = told.choices[0].message.content;
+checkWords("demo chat", toldText, wordsFile);
+let streamedStory = "";
+for await (const c of await demo.chat.completions.create({ model: "demo-stories", messages: story, temperature: 0, max_tokens: 60, stream: true }))
+  streamedStory += c.choices[0]?.delta?.content ?? "";
+check("demo stream equals the whole reply", streamedStory === toldText, JSON.stringify([streamedStory, toldText]));
+const followUp = await demo.chat.completions.create({ model: "demo-stories", temperature: 0.8, seed: 3, max_tokens: 40,
+  messages: [...story, { role: "assistant", content: toldText }, { role: "user", content: "What did the dog do next?" }] });
+checkWords("demo follow-up (sampled)", followUp.choices[0].message.content, wordsFile);
+const continued = await demo.completions.create({ model: "demo-stories", prompt: "Once upon a time", temperature: 0, max_tokens: 60 });
+checkWords("demo completion", continued.choices[0].text, wordsFile);
+console.log(`demo model says: ${JSON.stringify(toldText.slice(0, 160))}`);
 
 // ---- errors ----
 await expectError("n > 1", 400, client.chat.completions.create({ ...greedy, messages, n: 2 }), /'n' must be 1/);

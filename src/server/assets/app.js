@@ -122,6 +122,13 @@ async function send(text) {
   if (s.maxTokens) body.max_tokens = Number(s.maxTokens);
   const headers = { "Content-Type": "application/json" };
   if (s.apiKey) headers.Authorization = "Bearer " + s.apiKey;
+  // The text is drawn at most once a frame: a fast model sends thousands of tokens a second.
+  let painting = false;
+  const paint = () => {
+    painting = false;
+    div.textContent = reply.content;
+    $("messages").scrollTop = $("messages").scrollHeight;
+  };
   controller = new AbortController();
   try {
     const res = await fetch("/v1/chat/completions", { method: "POST", headers, body: JSON.stringify(body), signal: controller.signal });
@@ -135,14 +142,14 @@ async function send(text) {
       const delta = chunk.choices?.[0]?.delta?.content;
       if (delta) {
         reply.content += delta;
-        div.textContent = reply.content;
-        $("messages").scrollTop = $("messages").scrollHeight;
+        if (!painting) { painting = true; requestAnimationFrame(paint); }
       }
     });
   } catch (e) {
     if (e.name !== "AbortError") showError(e.message);
   } finally {
     controller = null;
+    paint();
     div.classList.remove("streaming");
     div.dataset.done = "1";
     setBusy(false);
