@@ -23,6 +23,7 @@
 #include "convert/safetensors.h"
 #include "convert/ternarize.h"
 #include "fixtures.h"
+#include "reference_model.h"
 
 namespace bitnet {
 namespace {
@@ -300,112 +301,42 @@ fs::path write_ckpt(const Ckpt& c, const std::string& name, int shards = 1) {
   return dir;
 }
 
-// ---- the transformers math in float64 --------------------------------------------------------
+// ---- the transformers math in float64 (tests/reference_model.h) -------------------------------
 
-Vec rmsnorm(const Vec& x, const std::vector<float>& w, double eps) {
-  double ss = 0;
-  for (double v : x) ss += v * v;
-  const double inv = 1.0 / std::sqrt(ss / (double)x.size() + eps);
-  Vec y(x.size());
-  for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] * inv * w[i];
-  return y;
-}
-
-// BitLinear / AutoBitLinear: per-token absmax int8 activations, ternary weights, the family's scale.
+// BitLinear / AutoBitLinear: the family's ternary values and scale (packed: weight_scale, which
+// BitLinear divides by and AutoBitLinear multiplies with; float masters: absmean ternarization).
 Vec linear(const Ckpt& c, const Lin& l, const Vec& x) {
-  double amax = 0;
-  for (double v : x) amax = std::max(amax, std::fabs(v));
-  const double sx = 127.0 / std::max(amax, 1e-5);
-  std::vector<double> q(x.size());
-  for (size_t i = 0; i < x.size(); ++i) q[i] = std::clamp(std::nearbyint(x[i] * sx), -128.0, 127.0);
-  std::vector<int8_t> t = l.t;
-  double scale;
-  if (c.packed()) {
-    scale = c.fam == Family::LlamaBitnet ? 1.0 / l.ws : l.ws;  // BitLinear divides, AutoBitLinear multiplies
-  } else {
-    double sum = 0;
-    for (float w : l.w) sum += std::fabs((double)w);
-    const double beta = std::max(sum / (double)l.w.size(), 1e-5);
-    t.resize(l.w.size());
-    for (size_t i = 0; i < l.w.size(); ++i) t[i] = (int8_t)std::clamp(std::nearbyint(l.w[i] / beta), -1.0, 1.0);
-    scale = beta;
-  }
-  Vec y((size_t)l.out);
-  for (int64_t m = 0; m < l.out; ++m) {
-    double dot = 0;
-    for (int64_t k = 0; k < l.in; ++k) dot += t[(size_t)(m * l.in + k)] * q[(size_t)k];
-    y[(size_t)m] = dot / sx * scale;
-  }
-  return y;
-}
-
-// transformers' rotate_half: pairs (i, i + d/2) of each head.
-void rope(Vec& v, int64_t heads, int64_t hd, int64_t pos, double theta) {
-  for (int64_t h = 0; h < heads; ++h)
-    for (int64_t i = 0; i < hd / 2; ++i) {
-      const double a = (double)pos * std::pow(theta, -2.0 * (double)i / (double)hd);
-      double& x0 = v[(size_t)(h * hd + i)];
-      double& x1 = v[(size_t)(h * hd + i + hd / 2)];
-      const double r0 = x0 * std::cos(a) - x1 * std::sin(a), r1 = x1 * std::cos(a) + x0 * std::sin(a);
-      x0 = r0, x1 = r1;
-    }
+  if (c.packed())
+    return test::ref::bitlinear(l.t, c.fam == Family::LlamaBitnet ? 1.0 / l.ws : l.ws, l.in, l.out, x);
+  double sum = 0;
+  for (float w : l.w) sum += std::fabs((double)w);
+  const double beta = std::max(sum / (double)l.w.size(), 1e-5);
+  std::vector<int8_t> t(l.w.size());
+  for (size_t i = 0; i < l.w.size(); ++i) t[i] = (int8_t)std::clamp(std::nearbyint(l.w[i] / beta), -1.0, 1.0);
+  return test::ref::bitlinear(t, beta, l.in, l.out, x);
 }
 
 std::vector<Vec> reference_logits(const Ckpt& c, const std::vector<int32_t>& tokens) {
-  const int64_t hd = c.hd(), group = c.heads / c.heads_kv;
-  std::vector<std::vector<Vec>> keys((size_t)c.layers), values((size_t)c.layers);
-  std::vector<Vec> out;
-  for (size_t p = 0; p < tokens.size(); ++p) {
-    Vec x(c.embed.begin() + tokens[p] * c.embd, c.embed.begin() + (tokens[p] + 1) * c.embd);
-    for (int64_t li = 0; li < c.layers; ++li) {
-      const Layer& L = c.l[(size_t)li];
-      Vec h = rmsnorm(x, L.attn_norm, c.eps);
-      Vec q = linear(c, L.q, h), k = linear(c, L.k, h), v = linear(c, L.v, h);
-      rope(q, c.heads, hd, (int64_t)p, c.theta);
-      rope(k, c.heads_kv, hd, (int64_t)p, c.theta);
-      keys[(size_t)li].push_back(k);
-      values[(size_t)li].push_back(v);
-      Vec att((size_t)(c.heads * hd), 0.0);
-      for (int64_t hh = 0; hh < c.heads; ++hh) {
-        const int64_t kvh = hh / group;
-        std::vector<double> s(p + 1);
-        double mx = -1e300, sum = 0;
-        for (size_t t = 0; t <= p; ++t) {
-          double d = 0;
-          for (int64_t i = 0; i < hd; ++i) d += q[(size_t)(hh * hd + i)] * keys[(size_t)li][t][(size_t)(kvh * hd + i)];
-          s[t] = d / std::sqrt((double)hd);
-          mx = std::max(mx, s[t]);
-        }
-        for (double& e : s) sum += (e = std::exp(e - mx));
-        for (size_t t = 0; t <= p; ++t)
-          for (int64_t i = 0; i < hd; ++i)
-            att[(size_t)(hh * hd + i)] += s[t] / sum * values[(size_t)li][t][(size_t)(kvh * hd + i)];
-      }
-      if (c.sub_norms()) att = rmsnorm(att, L.attn_sub, c.eps);
-      const Vec o = linear(c, L.o, att);
-      for (int64_t i = 0; i < c.embd; ++i) x[(size_t)i] += o[(size_t)i];
-      h = rmsnorm(x, L.ffn_norm, c.eps);
-      const Vec g = linear(c, L.gate, h), u = linear(c, L.up, h);
-      Vec a((size_t)c.ff);
-      for (int64_t i = 0; i < c.ff; ++i) {
-        const double gi = g[(size_t)i];
-        a[(size_t)i] = (c.relu2() ? std::pow(std::max(gi, 0.0), 2) : gi / (1 + std::exp(-gi))) * u[(size_t)i];
-      }
-      if (c.sub_norms()) a = rmsnorm(a, L.ffn_sub, c.eps);
-      const Vec d = linear(c, L.down, a);
-      for (int64_t i = 0; i < c.embd; ++i) x[(size_t)i] += d[(size_t)i];
-    }
-    x = rmsnorm(x, c.norm, c.eps);
-    const std::vector<float>& head = c.tied() ? c.embed : c.lm_head;
-    Vec logits((size_t)c.vocab);
-    for (int64_t t = 0; t < c.vocab; ++t) {
-      double dot = 0;
-      for (int64_t i = 0; i < c.embd; ++i) dot += (double)head[(size_t)(t * c.embd + i)] * x[(size_t)i];
-      logits[(size_t)t] = dot;
-    }
-    out.push_back(std::move(logits));
-  }
-  return out;
+  using test::ref::Proj;
+  test::ref::Transformer m;
+  m.embd = c.embd, m.heads = c.heads, m.kv_heads = c.heads_kv, m.ff = c.ff, m.vocab = c.vocab, m.layers = c.layers;
+  m.eps = c.eps, m.theta = c.theta;
+  m.neox = true;  // transformers' rotate_half
+  m.relu2 = c.relu2();
+  m.embed = [&](int32_t t) { return Vec(c.embed.begin() + t * c.embd, c.embed.begin() + (t + 1) * c.embd); };
+  m.norms = [&](int64_t l) {
+    const Layer& L = c.l[(size_t)l];
+    return test::ref::Norms{&L.attn_norm, &L.ffn_norm, c.sub_norms() ? &L.attn_sub : nullptr,
+                            c.sub_norms() ? &L.ffn_sub : nullptr};
+  };
+  m.linear = [&](int64_t l, Proj p, const Vec& x) {
+    const Layer& L = c.l[(size_t)l];
+    const Lin* w[] = {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down};
+    return linear(c, *w[(int)p], x);
+  };
+  m.output_norm = &c.norm;
+  m.head = c.tied() ? &c.embed : &c.lm_head;
+  return test::ref::logits(m, tokens);
 }
 
 std::vector<std::vector<float>> engine_logits(const std::string& path, const std::vector<int32_t>& tokens) {

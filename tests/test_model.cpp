@@ -13,110 +13,44 @@
 #include "bitnet/model.h"
 #include "fixtures.h"
 #include "random_model.h"
+#include "reference_model.h"
 
 namespace bitnet {
 namespace {
 
 using namespace test;  // the random models of random_model.h
 
-// ---- float64 reference --------------------------------------------------------------------------
+// ---- float64 reference (tests/reference_model.h) -----------------------------------------------
 
-using Vec = std::vector<double>;
-
-Vec rmsnorm(const Vec& x, const std::vector<float>& w, double eps) {
-  double ss = 0;
-  for (double v : x) ss += v * v;
-  const double inv = 1.0 / std::sqrt(ss / (double)x.size() + eps);
-  Vec out(x.size());
-  for (size_t i = 0; i < x.size(); ++i) out[i] = x[i] * inv * w[i];
-  return out;
-}
+using ref::Vec;
 
 // BitLinear (W1.58A8) or a plain float linear.
 Vec reference_linear(const Weight& w, const Vec& x) {
-  Vec y((size_t)w.out, 0.0);
-  if (!w.f.empty()) {
-    for (int64_t m = 0; m < w.out; ++m)
-      for (int64_t k = 0; k < w.in; ++k) y[(size_t)m] += (double)w.f[(size_t)(m * w.in + k)] * x[(size_t)k];
-    return y;
-  }
-  double amax = 0;
-  for (double v : x) amax = std::max(amax, std::fabs(v));
-  const double sigma = 127.0 / std::max(amax, 1e-5);
-  std::vector<int64_t> q(x.size());
-  for (size_t k = 0; k < x.size(); ++k) q[k] = (int64_t)std::clamp(std::nearbyint(x[k] * sigma), -128.0, 127.0);
-  for (int64_t m = 0; m < w.out; ++m) {
-    int64_t dot = 0;
-    for (int64_t k = 0; k < w.in; ++k) dot += w.t[(size_t)(m * w.in + k)] * q[(size_t)k];
-    y[(size_t)m] = (double)dot * w.scale / sigma;
-  }
-  return y;
-}
-
-void rope(Vec& v, int64_t n_heads, int64_t hd, int64_t pos, double theta, bool neox) {
-  for (int64_t h = 0; h < n_heads; ++h)
-    for (int64_t i = 0; i < hd / 2; ++i) {
-      const double angle = (double)pos * std::pow(theta, -2.0 * (double)i / (double)hd);
-      const size_t a = (size_t)(h * hd + (neox ? i : 2 * i)), b = (size_t)(h * hd + (neox ? i + hd / 2 : 2 * i + 1));
-      const double x0 = v[a], x1 = v[b];
-      v[a] = x0 * std::cos(angle) - x1 * std::sin(angle);
-      v[b] = x0 * std::sin(angle) + x1 * std::cos(angle);
-    }
+  return w.f.empty() ? ref::bitlinear(w.t, w.scale, w.in, w.out, x) : ref::float_linear(w.f, w.in, w.out, x);
 }
 
 // Logits at every position of `tokens`.
 std::vector<Vec> reference_logits(const RefModel& m, const std::vector<int32_t>& tokens) {
   const Spec& s = m.spec;
-  const int64_t hd = s.embd / s.heads, group = s.heads / s.kv_heads;
-  std::vector<std::vector<Vec>> keys((size_t)s.layers), values((size_t)s.layers);
-  std::vector<Vec> result;
-  for (size_t p = 0; p < tokens.size(); ++p) {
-    Vec x(m.embd.begin() + tokens[p] * s.embd, m.embd.begin() + (tokens[p] + 1) * s.embd);
-    for (int64_t l = 0; l < s.layers; ++l) {
-      const RefLayer& L = m.layers[(size_t)l];
-      Vec h = rmsnorm(x, L.attn_norm, s.eps);
-      Vec q = reference_linear(L.wq, h), k = reference_linear(L.wk, h), v = reference_linear(L.wv, h);
-      rope(q, s.heads, hd, (int64_t)p, s.theta, m.bitnet());
-      rope(k, s.kv_heads, hd, (int64_t)p, s.theta, m.bitnet());
-      keys[(size_t)l].push_back(k);
-      values[(size_t)l].push_back(v);
-      Vec att((size_t)(s.heads * hd), 0.0);
-      for (int64_t head = 0; head < s.heads; ++head) {
-        const int64_t kvh = head / group;
-        Vec scores(p + 1);
-        double mx = -1e300, sum = 0;
-        for (size_t t = 0; t <= p; ++t) {
-          double d = 0;
-          for (int64_t i = 0; i < hd; ++i) d += q[(size_t)(head * hd + i)] * keys[(size_t)l][t][(size_t)(kvh * hd + i)];
-          scores[t] = d / std::sqrt((double)hd);
-          mx = std::max(mx, scores[t]);
-        }
-        for (auto& sc : scores) sum += (sc = std::exp(sc - mx));
-        for (size_t t = 0; t <= p; ++t)
-          for (int64_t i = 0; i < hd; ++i)
-            att[(size_t)(head * hd + i)] += scores[t] / sum * values[(size_t)l][t][(size_t)(kvh * hd + i)];
-      }
-      if (m.bitnet()) att = rmsnorm(att, L.attn_sub_norm, s.eps);
-      Vec o = reference_linear(L.wo, att);
-      for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
-      h = rmsnorm(x, L.ffn_norm, s.eps);
-      Vec g = reference_linear(L.gate, h), u = reference_linear(L.up, h);
-      for (size_t i = 0; i < g.size(); ++i) {
-        const double act = s.arch == "bitnet-b1.58" ? std::pow(std::max(g[i], 0.0), 2) : g[i] / (1 + std::exp(-g[i]));
-        g[i] = act * u[i];
-      }
-      if (m.bitnet()) g = rmsnorm(g, L.ffn_sub_norm, s.eps);
-      Vec d = reference_linear(L.down, g);
-      for (size_t i = 0; i < x.size(); ++i) x[i] += d[i];
-    }
-    Vec out = rmsnorm(x, m.output_norm, s.eps);
-    Vec logits((size_t)s.vocab, 0.0);
-    const std::vector<float>& head = m.bitnet() ? m.embd : m.output.f;
-    for (int64_t t = 0; t < s.vocab; ++t)
-      for (int64_t i = 0; i < s.embd; ++i) logits[(size_t)t] += head[(size_t)(t * s.embd + i)] * out[(size_t)i];
-    result.push_back(logits);
-  }
-  return result;
+  ref::Transformer t;
+  t.embd = s.embd, t.heads = s.heads, t.kv_heads = s.kv_heads, t.ff = s.ff, t.vocab = s.vocab, t.layers = s.layers;
+  t.eps = s.eps, t.theta = s.theta;
+  t.neox = m.bitnet();
+  t.relu2 = s.arch == "bitnet-b1.58";
+  t.embed = [&](int32_t tok) { return Vec(m.embd.begin() + tok * s.embd, m.embd.begin() + (tok + 1) * s.embd); };
+  t.norms = [&](int64_t l) {
+    const RefLayer& L = m.layers[(size_t)l];
+    return ref::Norms{&L.attn_norm, &L.ffn_norm, m.bitnet() ? &L.attn_sub_norm : nullptr,
+                      m.bitnet() ? &L.ffn_sub_norm : nullptr};
+  };
+  t.linear = [&](int64_t l, ref::Proj p, const Vec& x) {
+    const RefLayer& L = m.layers[(size_t)l];
+    const Weight* w[] = {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate, &L.up, &L.down};
+    return reference_linear(*w[(int)p], x);
+  };
+  t.output_norm = &m.output_norm;
+  t.head = m.bitnet() ? &m.embd : &m.output.f;
+  return ref::logits(t, tokens);
 }
 
 // ---- the engine ---------------------------------------------------------------------------------
