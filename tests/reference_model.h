@@ -133,4 +133,15 @@ inline std::vector<Vec> logits(const Transformer& m, const std::vector<int32_t>&
   return result;
 }
 
+// Largest |engine - reference| relative to the largest |reference| logit.
+inline double relative_error(const std::vector<std::vector<float>>& got, const std::vector<Vec>& want) {
+  double max_diff = 0, max_ref = 0;
+  for (size_t p = 0; p < want.size(); ++p)
+    for (size_t i = 0; i < want[p].size(); ++i) {
+      max_diff = std::max(max_diff, std::fabs(got[p][i] - want[p][i]));
+      max_ref = std::max(max_ref, std::fabs(want[p][i]));
+    }
+  return max_diff / max_ref;
+}
+
 }  // namespace bitnet::test::ref

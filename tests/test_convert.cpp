@@ -31,6 +31,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using Vec = std::vector<double>;
+using test::ref::relative_error;
 
 // ---- a safetensors writer --------------------------------------------------------------------
 
@@ -354,16 +355,6 @@ std::vector<std::vector<float>> engine_logits(const std::string& path, const std
   std::vector<std::vector<float>> out;
   for (size_t i = 0; i < tokens.size(); ++i) out.emplace_back(ctx->logits(i), ctx->logits(i) + model->config().n_vocab);
   return out;
-}
-
-double relative_error(const std::vector<std::vector<float>>& got, const std::vector<Vec>& want) {
-  double max_diff = 0, max_ref = 0;
-  for (size_t p = 0; p < want.size(); ++p)
-    for (size_t i = 0; i < want[p].size(); ++i) {
-      max_diff = std::max(max_diff, std::fabs(got[p][i] - want[p][i]));
-      max_ref = std::max(max_ref, std::fabs(want[p][i]));
-    }
-  return max_diff / max_ref;
 }
 
 const std::vector<int32_t> kTokens = {256, 72, 101, 108, 108, 111, 32, 271, 7, 200};

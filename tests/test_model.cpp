@@ -22,6 +22,7 @@ using namespace test;  // the random models of random_model.h
 
 // ---- float64 reference (tests/reference_model.h) -----------------------------------------------
 
+using ref::relative_error;
 using ref::Vec;
 
 // BitLinear (W1.58A8) or a plain float linear.
@@ -70,17 +71,6 @@ std::vector<std::vector<float>> engine_logits(const std::string& path, const std
   for (size_t i = 0; i < tokens.size(); ++i)
     out.emplace_back(ctx->logits(i), ctx->logits(i) + model->config().n_vocab);
   return out;
-}
-
-// Largest |engine - reference| relative to the largest |reference| logit.
-double relative_error(const std::vector<std::vector<float>>& got, const std::vector<Vec>& want) {
-  double max_diff = 0, max_ref = 0;
-  for (size_t p = 0; p < want.size(); ++p)
-    for (size_t i = 0; i < want[p].size(); ++i) {
-      max_diff = std::max(max_diff, std::fabs(got[p][i] - want[p][i]));
-      max_ref = std::max(max_ref, std::fabs(want[p][i]));
-    }
-  return max_diff / max_ref;
 }
 
 const std::vector<int32_t> kTokens = {1, 17, 42, 299, 0, 17, 256, 123, 5, 88, 150};
