@@ -406,12 +406,7 @@ int cmd_bench(int argc, char** argv) {
   t.flag({"--roofline"}, "add each tg result as a fraction of memory bandwidth / bytes read per token", [&] { o.roofline = true; });
   t.flag({"--progress"}, "report every stage and repetition on stderr", [&] { o.progress = true; });
   t.flag({"--no-warmup"}, "skip the untimed warmup run of each test", [&] { o.warmup = false; });
-  std::vector<std::string> positional = t.parse(argc, argv);
-  if (t.help_requested()) {
-    std::printf("%s", t.help().c_str());
-    return 0;
-  }
-  if (!positional.empty()) throw Error("unexpected argument '" + positional[0] + "' (see --help)");
+  if (!t.parse_command(argc, argv)) return 0;
   if (!hub.repo.empty()) o.models.push_back(pull_model(hub));
   if (o.models.empty()) throw Error("no model given (-m FILE.gguf or -hf ORG/NAME[:TAG])");
   if (o.threads.empty()) o.threads.push_back(physical_core_count());

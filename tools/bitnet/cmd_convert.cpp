@@ -24,11 +24,9 @@ int cmd_convert(int argc, char** argv) {
   opts.value({"--head-type"}, "T", "token_embd/output type: f16 (default), q8_0, q6_k, bf16, f32",
              [&](const std::string& v) { c.head_type = parse_type_name(v); });
   opts.flag({"--force"}, "overwrite an existing output file", [&] { c.force = true; });
-  const auto positional = opts.parse(argc, argv, 1);
-  if (opts.help_requested()) {
-    std::fputs(opts.help().c_str(), stdout);
-    return 0;
-  }
+  const auto parsed = opts.parse_command(argc, argv, 1);
+  if (!parsed) return 0;
+  const std::vector<std::string>& positional = *parsed;
   if (positional.size() != 1) throw Error("convert: expected one checkpoint directory (see --help)");
   if (output.empty()) throw Error("convert: -o OUT.gguf is required");
   convert_checkpoint(positional[0], output, c);

@@ -238,12 +238,7 @@ int cmd_dummy(int argc, char** argv) {
   int_option("--vocab", "vocabulary size", vocab);
   int_option("--ctx", "training context length", ctx);
 
-  const auto positional = opts.parse(argc, argv, 1);
-  if (opts.help_requested()) {
-    std::fputs(opts.help().c_str(), stdout);
-    return 0;
-  }
-  if (!positional.empty()) throw Error("dummy: unexpected argument '" + positional[0] + "'");
+  if (!opts.parse_command(argc, argv)) return 0;
   if (shape_name.empty() || type_name_arg.empty() || output.empty())
     throw Error("dummy: --shape, --type and -o are required (see --help)");
 

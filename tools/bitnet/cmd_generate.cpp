@@ -401,12 +401,7 @@ int cmd_generate(int argc, char** argv) {
   OptionTable table("usage: bitnet -m MODEL.gguf [-p PROMPT | -f FILE] [options]\n"
                     "       bitnet -m MODEL.gguf -cnv [-p SYSTEM_PROMPT] [options]   (chat)");
   add_generate_options(table, o);
-  std::vector<std::string> positional = table.parse(argc, argv);
-  if (table.help_requested()) {
-    std::printf("%s", table.help().c_str());
-    return 0;
-  }
-  if (!positional.empty()) throw Error("unexpected argument '" + positional[0] + "' (see --help)");
+  if (!table.parse_command(argc, argv)) return 0;
   if (o.prompt && !o.prompt_file.empty()) throw Error("give the prompt with -p or -f, not both");
   for (auto& r : o.reverse_prompts)
     if (o.escape) r = process_escapes(r);

@@ -31,12 +31,8 @@ int cmd_logits(int argc, char** argv) {
   t.flag({"--no-bos"}, "do not add BOS when tokenizing -p", [&] { add_bos = false; });
   t.value({"-o", "--output"}, "FILE", "output .npy file", [&](const std::string& v) { out_path = v; });
   t.flag({"--force"}, "overwrite the output file", [&] { force = true; });
-  std::vector<std::string> positional = t.parse(argc, argv);
-  if (t.help_requested()) {
-    std::printf("%s\n(-b N splits the sequence into passes of N tokens; default: one pass)\n", t.help().c_str());
-    return 0;
-  }
-  if (!positional.empty()) throw Error("unexpected argument '" + positional[0] + "' (see --help)");
+  t.epilog("-b N splits the sequence into passes of N tokens; default: one pass.");
+  if (!t.parse_command(argc, argv)) return 0;
   require_model(engine);
   if (out_path.empty()) throw Error("no output file given (-o OUT.npy)");
   check_output_path(out_path, force);

@@ -35,12 +35,8 @@ int cmd_perplexity(int argc, char** argv) {
   t.value({"-f", "--file"}, "FNAME", "text to evaluate", [&](const std::string& v) { text_path = v; });
   t.value({"--chunks"}, "N", "evaluate at most N chunks (default: -1 = all)",
           [&](const std::string& v) { n_chunks = (int)parse_int("--chunks", v, -1, 1 << 30); });
-  std::vector<std::string> positional = t.parse(argc, argv);
-  if (t.help_requested()) {
-    std::printf("%s\n(-c defaults to 512 here)\n", t.help().c_str());
-    return 0;
-  }
-  if (!positional.empty()) throw Error("unexpected argument '" + positional[0] + "' (see --help)");
+  t.epilog("-c defaults to 512 here.");
+  if (!t.parse_command(argc, argv)) return 0;
   require_model(engine);
   if (text_path.empty()) throw Error("no text file given (-f FILE)");
   const std::string text = read_text_file(text_path);

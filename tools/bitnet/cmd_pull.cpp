@@ -25,13 +25,10 @@ int cmd_pull(int argc, char** argv) {
   t.value({"--revision"}, "REV", "branch, tag or commit (default: main)", [&](const std::string& v) { po.revision = v; });
   t.value({"-hff", "--hf-file"}, "FILE", "this file of the repository instead of the TAG's choice",
           [&](const std::string& v) { po.file = v; });
-  std::vector<std::string> positional = t.parse(argc, argv);
-  if (t.help_requested()) {
-    std::printf("%s", t.help().c_str());
-    return 0;
-  }
+  const auto parsed = t.parse_command(argc, argv, 1);
+  if (!parsed) return 0;
+  const std::vector<std::string>& positional = *parsed;
   if (positional.empty()) throw Error("no model given (bitnet pull ORG/NAME[:TAG])");
-  if (positional.size() > 1) throw Error("unexpected argument '" + positional[1] + "' (see --help)");
   std::string path = hub::pull(hub::parse_model_ref(positional[0]), po, hub::Settings::from_environment());
   std::printf("%s\n", path.c_str());
   return 0;

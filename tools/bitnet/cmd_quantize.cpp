@@ -150,11 +150,9 @@ int cmd_quantize(int argc, char** argv) {
             "weights by up to 2^-11 relative) instead of refusing",
             [&] { allow_requant = true; });
   opts.flag({"--force"}, "overwrite an existing output file", [&] { force = true; });
-  const auto positional = opts.parse(argc, argv, 1);
-  if (opts.help_requested()) {
-    std::fputs(opts.help().c_str(), stdout);
-    return 0;
-  }
+  const auto parsed = opts.parse_command(argc, argv, 3);
+  if (!parsed) return 0;
+  const std::vector<std::string>& positional = *parsed;
   if (positional.size() != 3)
     throw Error("quantize: expected IN OUT TYPE, got " + std::to_string(positional.size()) +
                 " arguments (see --help)");

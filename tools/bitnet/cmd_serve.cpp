@@ -103,12 +103,7 @@ int cmd_serve(int argc, char** argv) {
                     "  llama-server: /completion, /tokenize, /detokenize, /apply-template, /health, /props, /slots,\n"
                     "  /metrics; a chat page at /. -c is the total context, shared by the -np slots.");
   add_serve_options(table, o);
-  std::vector<std::string> positional = table.parse(argc, argv);
-  if (table.help_requested()) {
-    std::printf("%s", table.help().c_str());
-    return 0;
-  }
-  if (!positional.empty()) throw Error("unexpected argument '" + positional[0] + "' (see --help)");
+  if (!table.parse_command(argc, argv)) return 0;
   require_model(o.engine);
   if (!std::filesystem::exists(o.engine.model_path)) throw Error("cannot open '" + o.engine.model_path + "'");
   o.server.model_path = o.engine.model_path;

@@ -177,13 +177,10 @@ int cmd_show(int argc, char** argv) {
   t.flag({"--no-metadata"}, "leave out the metadata keys", [&] { metadata = false; });
   t.flag({"--no-tensors"}, "leave out the tensor table", [&] { tensors = false; });
   t.flag({"--template"}, "print only the chat template text", [&] { template_only = true; });
-  std::vector<std::string> positional = t.parse(argc, argv);
-  if (t.help_requested()) {
-    std::printf("%s", t.help().c_str());
-    return 0;
-  }
+  const auto parsed = t.parse_command(argc, argv, 1);
+  if (!parsed) return 0;
+  const std::vector<std::string>& positional = *parsed;
   if (positional.empty()) throw Error("no model given (bitnet show MODEL.gguf)");
-  if (positional.size() > 1) throw Error("unexpected argument '" + positional[1] + "' (one model at a time)");
   std::unique_ptr<gguf::File> f = gguf::File::open(positional[0]);
   if (template_only) {
     const std::string text = f->get_string("tokenizer.chat_template", "");

@@ -43,12 +43,7 @@ int cmd_tokenize(int argc, char** argv) {
   t.flag({"--parse-special"}, "match special token texts (e.g. <|eot_id|>) as single tokens", [&] { parse_special = true; });
   t.flag({"--jsonl"}, "each stdin line is a JSON string; print each one's ids as a JSON array", [&] { jsonl = true; });
   t.flag({"--show-count"}, "print the number of tokens at the end", [&] { show_count = true; });
-  std::vector<std::string> positional = t.parse(argc, argv);
-  if (t.help_requested()) {
-    std::printf("%s", t.help().c_str());
-    return 0;
-  }
-  if (!positional.empty()) throw Error("unexpected argument '" + positional[0] + "' (see --help)");
+  if (!t.parse_command(argc, argv)) return 0;
   if (!hub.repo.empty() + !model_path.empty() + !tokenizer_path.empty() != 1)
     throw Error("give the vocabulary as -m MODEL.gguf, -hf ORG/NAME[:TAG] or --tokenizer FILE, one of them");
   if (!hub.repo.empty()) model_path = pull_model(hub);

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstdio>
 #include <sstream>
 
 #include "bitnet/error.h"
@@ -120,7 +121,19 @@ std::string OptionTable::help() const {
     out << e.help << "\n";
   }
   out << "  -h, --help                    show this help\n";
+  if (!epilog_.empty()) out << "\n" << epilog_ << "\n";
   return out.str();
+}
+
+std::optional<std::vector<std::string>> OptionTable::parse_command(int argc, char** argv, size_t max_positional) {
+  std::vector<std::string> positional = parse(argc, argv);
+  if (help_) {
+    std::fputs(help().c_str(), stdout);
+    return std::nullopt;
+  }
+  if (positional.size() > max_positional)
+    throw Error("unexpected argument '" + positional[max_positional] + "' (see --help)");
+  return positional;
 }
 
 int64_t parse_int(const std::string& option, const std::string& value, int64_t min, int64_t max) {

@@ -2,6 +2,7 @@
 // "-cnv", "-ngl", "--n-predict" work as users type them), a help line, and a handler.
 #pragma once
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,11 @@ class OptionTable {
   std::vector<std::string> parse(int argc, char** argv, int first = 1);
   bool help_requested() const { return help_; }
   std::string help() const;
+  // A command's parse: on -h/--help prints help() to stdout and returns nothing (the command then
+  // exits 0); more than `max_positional` positional arguments is an error naming the first extra.
+  std::optional<std::vector<std::string>> parse_command(int argc, char** argv, size_t max_positional = 0);
+  // Text printed after the options in --help.
+  void epilog(std::string text) { epilog_ = std::move(text); }
 
  private:
   struct Entry {
@@ -43,6 +49,7 @@ class OptionTable {
   const Entry* find(const std::string& name) const;
   std::string usage_;
   std::vector<Entry> entries_;
+  std::string epilog_;
   bool help_ = false;
 };
 
