@@ -19,12 +19,16 @@
 #include "bitnet/chat.h"
 #include "bitnet/error.h"
 #include "bitnet/log.h"
+#include "connection.h"
 #include "protocol.h"
 
 namespace bitnet::server {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// How often a request waiting for the engine looks whether its client has gone away.
+constexpr auto kPollClient = std::chrono::milliseconds(100);
 
 int64_t unix_time() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -191,20 +195,31 @@ struct Server::Impl {
     return r;
   }
 
-  void generate(const GenerationRequest& q, const char* id_prefix, httplib::Response& res) {
+  void generate(const httplib::Request& req, const GenerationRequest& q, const char* id_prefix, httplib::Response& res) {
     ReplyMeta meta{make_id(id_prefix), unix_time(), q.model.empty() ? opts.model_name : q.model};
     auto submitted = submit(q);
     const uint64_t id = submitted.first;
     std::shared_ptr<Channel> ch = submitted.second;
+    // A client that goes away cancels its request, freeing the slot (or its place in the queue).
+    auto client = std::make_shared<ClientConnection>(req);
+    auto client_gone = [this, id, client] {
+      if (!client->closed()) return false;
+      engine().cancel(id);
+      t_log.n_predicted = -1;  // the log line says so
+      return true;
+    };
     if (!q.stream) {
       std::vector<TokenOut> logprobs;
       std::unique_lock lock(ch->m);
       for (;;) {
-        ch->cv.wait(lock, [&] { return !ch->tokens.empty() || ch->done; });
+        ch->cv.wait_for(lock, kPollClient, [&] { return !ch->tokens.empty() || ch->done; });
         for (const auto& e : ch->tokens)
           if (q.logprobs >= 0) logprobs.push_back(token_out(e));
         ch->tokens.clear();
         if (ch->done) break;
+        lock.unlock();
+        if (client_gone()) throw HttpError(499, "the client closed the connection");
+        lock.lock();
       }
       const Completion c = *ch->done;
       lock.unlock();
@@ -222,14 +237,19 @@ struct Server::Impl {
     }
 
     // Streaming: the provider runs on this connection's thread until the reply ends; a failed write
-    // (the client went away) ends it early and the releaser cancels the request, freeing its slot.
+    // or a closed connection (the client went away) ends it early and cancels the request, freeing
+    // its slot. While no tokens come (queued, long prefill) an SSE comment every sse_keepalive_s
+    // keeps proxies and clients from timing the stream out.
     auto writer = std::make_shared<StreamWriter>(meta, q);
     auto started = std::make_shared<bool>(false);
+    auto last_write = std::make_shared<Clock::time_point>(Clock::now());
+    const auto keepalive = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opts.sse_keepalive_s));
     res.set_header("Cache-Control", "no-cache");
     res.set_header("X-Accel-Buffering", "no");  // nginx: pass events on at once
     res.set_chunked_content_provider(
         "text/event-stream",
-        [this, id, ch, writer, started, with_logprobs = q.logprobs >= 0](size_t, httplib::DataSink& sink) {
+        [this, id, ch, writer, started, last_write, keepalive, client_gone,
+         with_logprobs = q.logprobs >= 0](size_t, httplib::DataSink& sink) {
           std::string out;
           if (!*started) {
             *started = true;
@@ -239,7 +259,7 @@ struct Server::Impl {
           std::optional<Completion> done;
           {
             std::unique_lock lock(ch->m);
-            ch->cv.wait_for(lock, std::chrono::milliseconds(500), [&] { return !ch->tokens.empty() || ch->done; });
+            ch->cv.wait_for(lock, kPollClient, [&] { return !ch->tokens.empty() || ch->done; });
             events.swap(ch->tokens);
             done = ch->done;
           }
@@ -254,11 +274,17 @@ struct Server::Impl {
               if (!done->tail.empty()) out += writer->token(TokenOut{-1, done->tail, "", 0, {}});
               out += writer->end(result_of(*done));
             }
+          } else if (out.empty()) {
+            if (client_gone()) return false;
+            if (keepalive.count() > 0 && Clock::now() - *last_write >= keepalive) out = ": keepalive\n\n";
           }
-          if (!out.empty() && !sink.write(out.data(), out.size())) {
-            engine().cancel(id);     // the client went away: free its slot now
-            t_log.n_predicted = -1;  // and say so in the log line
-            return false;
+          if (!out.empty()) {
+            if (!sink.write(out.data(), out.size())) {
+              engine().cancel(id);     // the client went away: free its slot now
+              t_log.n_predicted = -1;  // and say so in the log line
+              return false;
+            }
+            *last_write = Clock::now();
           }
           if (done) sink.done();
           return true;
@@ -442,7 +468,7 @@ struct Server::Impl {
 
     auto gen = [this](GenerationRequest (*parse)(const json&), const char* prefix) {
       return wrap([this, parse, prefix](const httplib::Request& req, httplib::Response& res) {
-        generate(parse(parse_body(req.body)), prefix, res);
+        generate(req, parse(parse_body(req.body)), prefix, res);
       });
     };
     http.Post("/v1/chat/completions", gen(parse_chat, "chatcmpl-"));

@@ -25,6 +25,7 @@ struct ServerOptions {
   std::string chat_template;              // built-in template name; empty: recognised from the model
   size_t max_body_bytes = 8u << 20;       // larger request bodies get 413
   int timeout_s = 600;                    // socket read/write timeout
+  double sse_keepalive_s = 15;            // a stream silent this long gets an SSE comment; 0: never
   int max_queued = 64;                    // requests waiting for a slot before 503
   bool metrics = false;                   // GET /metrics (llama-server's --metrics)
   bool slots = true;                      // GET /slots

@@ -7,7 +7,7 @@ source "$SRC/tests/cli/lib/server.sh"
 need_node_clients
 make_model small.gguf
 start_server S s.log -m small.gguf -np 4 -c 32768 --alias tiny --metrics
-start_server K k.log -m small.gguf -np 1 --alias tiny --api-key secret-key
+start_server K k.log -m small.gguf -np 1 --alias tiny --api-key secret-key --sse-keepalive 0.2
 DEMO=$SRC/models/bitnet-demo-stories
 start_server D d.log -m "$DEMO.gguf" -np 1 --alias demo-stories
 rc=0

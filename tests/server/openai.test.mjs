@@ -1,8 +1,10 @@
 // bitnet serve with the official openai client: chat, streaming, completions, responses, models,
 // errors; 16 concurrent greedy requests on 4 slots equal their sequential answers; a client that
-// goes away mid-stream frees its slot at once; a conversation with the shipped demo model reads as
-// text, streamed and not.
+// goes away, mid-stream or waiting for a whole reply, frees its slot at once; a stream waiting in
+// the queue gets SSE keepalive comments and still parses; a conversation with the shipped demo
+// model reads as text, streamed and not.
 // Usage: node openai.test.mjs BASE_URL KEYED_BASE_URL KEY DEMO_URL DEMO_WORDS_FILE
+// (KEYED_BASE_URL: one slot, the key KEY, --sse-keepalive 0.2)
 import OpenAI from "openai";
 import { check, checkWords, finish, getJson, waitIdle } from "./lib.mjs";
 
@@ -131,8 +133,10 @@ check("16 concurrent answers equal the sequential ones", same === 16, `${same}/1
 check("the answers differ between prompts", new Set(sequential).size > 1);
 
 // ---- a client that goes away mid-stream frees its slot at once ----
+// ignore_eos: a random model may otherwise end the reply on its own.
 const controller = new AbortController();
-const long = await client.chat.completions.create({ ...greedy, messages, max_tokens: 100000, stream: true }, { signal: controller.signal });
+const long = await client.chat.completions.create({ ...greedy, messages, max_tokens: 8000, ignore_eos: true, stream: true },
+                                                  { signal: controller.signal });
 let chunks = 0;
 try {
   for await (const _ of long) if (++chunks === 5) controller.abort();
@@ -143,5 +147,67 @@ check("disconnect frees the slot", idleMs >= 0 && idleMs < 500, `idle after ${id
 console.log(`disconnect: slot idle ${idleMs} ms after the client went away`);
 const metrics = await (await fetch(`${base}/metrics`)).text();
 check("metrics after the disconnect", /llamacpp:requests_processing 0/.test(metrics));
+
+// ---- a client that gives up waiting for a whole (non-streaming) reply frees its slot too ----
+async function until(condition, timeoutMs) {
+  for (const start = Date.now(); Date.now() - start < timeoutMs; await new Promise((r) => setTimeout(r, 10)))
+    if (await condition()) return true;
+  return false;
+}
+const predicted = async () =>
+  Number((await (await fetch(`${base}/metrics`)).text()).match(/^llamacpp:tokens_predicted_total (\S+)$/m)[1]);
+const predictedBefore = await predicted();
+const giveUp = new AbortController();
+const whole = client.chat.completions.create({ ...greedy, messages, max_tokens: 8000, ignore_eos: true },
+                                             { signal: giveUp.signal }).catch((e) => e);
+const decoding = await until(async () => (await getJson(`${base}/slots`)).body.some((s) => s.is_processing && s.n_decoded > 0), 10000);
+check("the whole reply is being decoded", decoding);
+giveUp.abort();
+check("the client gave up", (await whole) instanceof OpenAI.APIUserAbortError);
+const wholeIdleMs = await waitIdle(base, 3000);
+check("giving up on a whole reply frees the slot", wholeIdleMs >= 0 && wholeIdleMs < 500, `${wholeIdleMs} ms`);
+const spent = (await predicted()) - predictedBefore;
+check("the abandoned reply stopped early", spent < 4000, `${spent} of 8000 tokens decoded`);
+console.log(`non-streaming disconnect: slot idle ${wholeIdleMs} ms after the client went away, ${spent} of 8000 tokens decoded`);
+
+// ---- a stream waiting in the queue gets SSE keepalive comments; the openai client still parses ----
+const keyHeaders = { "Content-Type": "application/json", Authorization: `Bearer ${key}` };
+const blockerControl = new AbortController();
+const blocker = await rightKey.chat.completions.create({ ...greedy, messages, max_tokens: 8000, ignore_eos: true, stream: true },
+                                                       { signal: blockerControl.signal });
+const blockerDone = (async () => { try { for await (const _ of blocker); } catch (e) { /* the abort */ } })();
+const short = { ...greedy, messages, max_tokens: 8 };
+const queuedStart = Date.now();
+const raw = await fetch(`${keyedBase}/v1/chat/completions`, { method: "POST", headers: keyHeaders,
+                                                              body: JSON.stringify({ ...short, stream: true }) });
+const queued = rightKey.chat.completions.create({ ...short, stream: true }).then(async (st) => {
+  let out = "";
+  for await (const c of st) out += c.choices[0]?.delta?.content ?? "";
+  return out;
+});
+const reader = raw.body.getReader();
+const decoder = new TextDecoder();
+let rawText = "";
+const keepalives = () => (rawText.match(/^: keepalive$/gm) ?? []).length;
+while (keepalives() < 3 && Date.now() - queuedStart < 10000) {
+  const { value, done } = await reader.read();
+  if (done) break;
+  rawText += decoder.decode(value, { stream: true });
+}
+const waitedS = (Date.now() - queuedStart) / 1000;
+check("a queued stream gets keepalive comments", keepalives() >= 3, JSON.stringify(rawText.slice(0, 300)));
+check("keepalives come at the interval, not faster", keepalives() <= waitedS / 0.2 + 2, `${keepalives()} in ${waitedS} s`);
+check("no tokens while queued", !/"content":"[^"]/.test(rawText), JSON.stringify(rawText.slice(0, 300)));
+blockerControl.abort();
+await blockerDone;
+for (;;) {
+  const { value, done } = await reader.read();
+  if (done) break;
+  rawText += decoder.decode(value, { stream: true });
+}
+check("the queued stream ends with [DONE]", rawText.trimEnd().endsWith("data: [DONE]"), JSON.stringify(rawText.slice(-200)));
+const expected = (await rightKey.chat.completions.create(short)).choices[0].message.content;
+check("the openai client parses a stream with keepalives", (await queued) === expected, JSON.stringify([await queued, expected]));
+console.log(`keepalive: ${keepalives()} comments in ${waitedS.toFixed(2)} s while queued`);
 
 finish("openai client");

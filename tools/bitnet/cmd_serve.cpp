@@ -59,6 +59,9 @@ void add_serve_options(OptionTable& t, ServeOptions& o) {
           [&o](const std::string& v) { o.server.model_name = v; });
   t.value({"-to", "--timeout"}, "S", "socket read/write timeout in seconds (default: 600)",
           [&o](const std::string& v) { o.server.timeout_s = (int)parse_int("--timeout", v, 1, 1 << 20); });
+  t.value({"--sse-keepalive"}, "S",
+          "send an SSE comment line on a stream silent for S seconds (queued, long prompt); 0: never (default: 15)",
+          [&o](const std::string& v) { o.server.sse_keepalive_s = parse_float("--sse-keepalive", v, 0, 86400); });
   t.value({"--body-limit"}, "BYTES", "largest request body accepted; larger get 413 (default: 8388608 = 8 MiB)",
           [&o](const std::string& v) { o.server.max_body_bytes = (size_t)parse_int("--body-limit", v, 1024, 1ll << 34); });
   t.flag({"--metrics"}, "enable GET /metrics (Prometheus text)", [&o] { o.server.metrics = true; });
