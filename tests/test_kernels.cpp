@@ -58,7 +58,7 @@ TEST(KernelDispatch, TablesAreCompleteAndNamed) {
     const Kernels* k = kernels_for(isa);
     ASSERT_NE(k, nullptr);
     EXPECT_EQ(k->isa, isa);
-    EXPECT_TRUE(k->quantize_row_i8 && k->ternary_gemm && k->dot_f32 && k->dot_f16_f32 &&
+    EXPECT_TRUE(k->quantize_row_i8 && k->ternary_gemm && k->tq1_gemm && k->dot_f32 && k->dot_f16_f32 &&
                 k->fp32_to_fp16_row && k->fp16_to_fp32_row && k->axpy_f16);
   }
   std::cout << "[ features: " << cpu_features_line() << " ]\n";
@@ -395,6 +395,138 @@ TEST(TernaryGemm, ScalarMatchesFloat64Formula) {
         EXPECT_NEAR(y[n * y_stride + m], expected, tolerance) << "token " << n << " row " << m;
       }
     }
+  }
+}
+
+// ---- tq1_gemm --------------------------------------------------------------------------------
+
+// One TQ1_0 block from 256 codes (t + 1), written from the format's definition: byte j of a
+// section holds the section's values first + j + n * bytes (n = 0 most significant digit) as
+// ceil(D * 256 / 243); the qh section's four digits are followed by a zero digit.
+void encode_tq1_block(const int8_t* t, uint16_t d_bits, uint8_t* out) {
+  struct Section { int first_byte, bytes, first_value, digits; };
+  for (const Section s : {Section{0, 32, 0, 5}, Section{32, 16, 160, 5}, Section{48, 4, 240, 4}})
+    for (int j = 0; j < s.bytes; ++j) {
+      int number = 0;
+      for (int n = 0; n < 5; ++n) number = number * 3 + (n < s.digits ? t[s.first_value + j + n * s.bytes] + 1 : 0);
+      out[s.first_byte + j] = (uint8_t)((number * 256 + 242) / 243);
+    }
+  std::memcpy(out + 52, &d_bits, 2);
+}
+
+float half_to_float(uint16_t bits) {
+  float f;
+  scalar_kernels().fp16_to_fp32_row(&bits, &f, 1);
+  return f;
+}
+
+// A TernaryProblem (K a multiple of 256) whose weights are also written as TQ1_0 rows, each with
+// its own block scale d; rows are row_bytes apart with no padding, as in a file.
+struct Tq1Problem : TernaryProblem {
+  std::vector<uint8_t> tq1;
+  std::vector<uint16_t> d_bits;
+  float scale_mul = 1.f;
+
+  Tq1Problem(int64_t m_, int64_t k_, int64_t n_, std::mt19937& rng, int8_t fixed_t = 2, int fixed_q = 999)
+      : TernaryProblem(m_, k_, n_, rng, fixed_t, fixed_q) {
+    std::uniform_int_distribution<int> bits(0x2800, 0x3FFF);  // 2^-5 .. 2
+    const size_t row_bytes = tq1_row_bytes(k);
+    tq1.resize(m * row_bytes);  // exact size, as at the end of a mapping: an overread shows under the sanitizers
+    d_bits.resize(m);
+    for (int64_t r = 0; r < m; ++r) {
+      d_bits[r] = (uint16_t)bits(rng);
+      row_scale[r] = half_to_float(d_bits[r]) * scale_mul;
+      for (int64_t b = 0; b < k / kTq1Block; ++b)
+        encode_tq1_block(&t[r * k + b * kTq1Block], d_bits[r], &tq1[r * row_bytes + b * kTq1BlockBytes]);
+    }
+  }
+
+  std::vector<float> run_tq1(const Kernels& kern, int64_t m0, int64_t m1, size_t* y_stride, const float* scales = nullptr,
+                             int* mismatch = nullptr) const {
+    *y_stride = (size_t)m + 5;
+    std::vector<float> y(n_tokens * *y_stride, -7.25f);
+    TernaryGemmArgs a{tq1.data(), tq1_row_bytes(k), scales, kp, q.data(), q_stride,
+                      act_scale.data(), act_sum.data(), n_tokens, y.data(), *y_stride, m0, m1, scale_mul, mismatch};
+    kern.tq1_gemm(a);
+    return y;
+  }
+};
+
+void expect_same_bits(const std::vector<float>& got, const std::vector<float>& ref, size_t y_stride, const std::string& what) {
+  for (size_t i = 0; i < ref.size(); ++i)
+    if (bits_of(got[i]) != bits_of(ref[i])) {
+      ADD_FAILURE() << what << ": token " << i / y_stride << " row " << i % y_stride << ": " << got[i] << " vs " << ref[i];
+      return;
+    }
+}
+
+// The scalar TQ1_0 product equals the scalar product of the same values in the runtime layout
+// (an independent decoding path), and every backend equals the scalar one bit for bit, with the
+// row scales from the blocks and given explicitly.
+TEST(Tq1Gemm, BackendsBitExactOnOddShapes) {
+  const std::vector<const Kernels*> backends = backends_under_test();
+  std::mt19937 rng(17);
+  for (int64_t k : {256, 512, 768, 2560, 6912})
+    for (int64_t m : {1, 3, 5, 17, 37})
+      for (int64_t n : {1, 2, 3, 5, 8, 17, 65}) {
+        if (k == 6912 && n > 8) continue;  // the long rows are covered at small batches
+        const Tq1Problem p(m, k, n, rng);
+        for (auto [m0, m1] : {std::pair<int64_t, int64_t>{0, m}, {m > 2 ? 1 : 0, m > 2 ? m - 1 : m}}) {
+          const std::string where = "M=" + std::to_string(m) + " K=" + std::to_string(k) + " N=" + std::to_string(n) +
+                                    " rows " + std::to_string(m0) + ".." + std::to_string(m1);
+          size_t y_stride;
+          const std::vector<float> ref = p.run_tq1(scalar_kernels(), m0, m1, &y_stride);
+          expect_same_bits(ref, p.run(scalar_kernels(), m0, m1, &y_stride), y_stride, "scalar TQ1_0 vs runtime layout " + where);
+          for (const Kernels* kern : backends) {
+            const std::string name = std::string(isa_name(kern->isa)) + " " + where;
+            expect_same_bits(p.run_tq1(*kern, m0, m1, &y_stride), ref, y_stride, name);
+            expect_same_bits(p.run_tq1(*kern, m0, m1, &y_stride, p.row_scale.data()), ref, y_stride, name + " given scales");
+          }
+        }
+      }
+}
+
+TEST(Tq1Gemm, BackendsBitExactAtExtremeSums) {
+  const std::vector<const Kernels*> backends = backends_under_test();
+  std::mt19937 rng(5);
+  for (int8_t t : {-1, 1})
+    for (int qv : {-128, 127}) {
+      const Tq1Problem p(6, 45568, 2, rng, t, qv);  // the 100B shape's longest row
+      size_t y_stride;
+      const std::vector<float> ref = p.run_tq1(scalar_kernels(), 0, 6, &y_stride);
+      const float expected = ((float)((int64_t)t * qv * 45568) * p.row_scale[2]) * p.act_scale[1];
+      EXPECT_EQ(ref[1 * y_stride + 2], expected);
+      for (const Kernels* kern : backends)
+        for (int64_t n : {1, 2}) {
+          Tq1Problem one = p;
+          one.n_tokens = n;
+          std::vector<float> want(ref.begin(), ref.begin() + n * y_stride);
+          expect_same_bits(one.run_tq1(*kern, 0, 6, &y_stride), want, y_stride, isa_name(kern->isa));
+        }
+    }
+}
+
+TEST(Tq1Gemm, ScaleMulAndMismatchFlag) {
+  std::mt19937 rng(23);
+  Tq1Problem p(9, 1024, 3, rng);
+  p.scale_mul = 0.75f;
+  for (int64_t r = 0; r < p.m; ++r) p.row_scale[r] = half_to_float(p.d_bits[r]) * 0.75f;
+  for (const Kernels* kern : backends_under_test()) {
+    SCOPED_TRACE(isa_name(kern->isa));
+    size_t y_stride;
+    int mismatch = 0;
+    expect_same_bits(p.run_tq1(*kern, 0, 9, &y_stride, nullptr, &mismatch), p.run(scalar_kernels(), 0, 9, &y_stride),
+                     y_stride, "scale_mul");
+    EXPECT_EQ(mismatch, 0);
+    Tq1Problem bad = p;
+    bad.tq1[4 * tq1_row_bytes(1024) + 2 * kTq1BlockBytes + 52] ^= 1;  // row 4, block 2: another d
+    bad.run_tq1(*kern, 0, 4, &y_stride, nullptr, &mismatch);
+    EXPECT_EQ(mismatch, 0) << "rows 0..4 do not include row 4";
+    bad.run_tq1(*kern, 3, 6, &y_stride, nullptr, &mismatch);
+    EXPECT_EQ(mismatch, 1);
+    mismatch = 0;
+    bad.run_tq1(*kern, 3, 6, &y_stride, bad.row_scale.data(), &mismatch);
+    EXPECT_EQ(mismatch, 0) << "with explicit scales the blocks' d are not read";
   }
 }
 

@@ -125,19 +125,15 @@ TEST(Forward, TernaryFormatsGiveIdenticalLogits) {
   }
 }
 
-TEST(Forward, I2sUnusedCodeThreeReadsAsZero) {
-  Spec s;
-  RefModel m = make_model(s, 21);
-  const std::string path = model_path("code3");
-  write_model(m, path);
-  const auto want = engine_logits(path, kTokens, KvType::F16, 2);
-  // Rewrite every code 1 (t = 0) of one I2_S tensor to the unused code 3.
+// Rewrites the bytes of tensor `name` in the model file at `path` (found by content) with edit().
+template <class Edit>
+void edit_tensor(const std::string& path, const std::string& name, Edit edit) {
   std::vector<char> tensor;
   {
     auto file = gguf::File::open(path);
-    const gguf::TensorInfo* t = file->find_tensor("blk.0.ffn_up.weight");
+    const gguf::TensorInfo* t = file->find_tensor(name);
     ASSERT_NE(t, nullptr);
-    tensor.assign(reinterpret_cast<const char*>(t->data), reinterpret_cast<const char*>(t->data) + t->n_elements() / 4);
+    tensor.assign(reinterpret_cast<const char*>(t->data), reinterpret_cast<const char*>(t->data) + t->nbytes);
   }
   std::vector<char> bytes;
   {
@@ -146,19 +142,83 @@ TEST(Forward, I2sUnusedCodeThreeReadsAsZero) {
   }
   auto at = std::search(bytes.begin(), bytes.end(), tensor.begin(), tensor.end());
   ASSERT_NE(at, bytes.end());
+  edit(tensor);
+  std::copy(tensor.begin(), tensor.end(), at);
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), (std::streamsize)bytes.size());
+}
+
+TEST(Forward, I2sUnusedCodeThreeReadsAsZero) {
+  Spec s;
+  RefModel m = make_model(s, 21);
+  const std::string path = model_path("code3");
+  write_model(m, path);
+  const auto want = engine_logits(path, kTokens, KvType::F16, 2);
+  // Rewrite every code 1 (t = 0) of one I2_S tensor to the unused code 3.
   size_t changed = 0;
-  for (size_t i = 0; i < tensor.size(); ++i)
-    for (int shift = 0; shift < 8; shift += 2)
-      if ((((uint8_t)tensor[i] >> shift) & 3) == 1) {
-        at[(std::ptrdiff_t)i] = (char)(at[(std::ptrdiff_t)i] | (3 << shift));
-        ++changed;
-      }
+  edit_tensor(path, "blk.0.ffn_up.weight", [&](std::vector<char>& tensor) {
+    for (size_t i = 0; i < tensor.size() - 32; ++i)  // not the trailer
+      for (int shift = 0; shift < 8; shift += 2)
+        if ((((uint8_t)tensor[i] >> shift) & 3) == 1) {
+          tensor[i] = (char)(tensor[i] | (3 << shift));
+          ++changed;
+        }
+  });
   ASSERT_GT(changed, 1000u);
-  {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), (std::streamsize)bytes.size());
-  }
   EXPECT_EQ(engine_logits(path, kTokens, KvType::F16, 2), want);
+}
+
+// TQ1_0 weights are read in place and their block scales checked on first use (not at load): a
+// block whose scale differs from its row's, or a non-finite scale, is the same error as before;
+// an all-zero block's scale does not count, even as a row's first block.
+constexpr size_t kTq1Bytes = 54, kTq1DOffset = 52;  // block size, offset of its f16 d
+void set_tq1_d(std::vector<char>& tensor, size_t row_bytes, int64_t row, int64_t block, uint16_t d) {
+  std::memcpy(&tensor[(size_t)row * row_bytes + (size_t)block * kTq1Bytes + kTq1DOffset], &d, 2);
+}
+
+TEST(Forward, Tq1BlockScalesAreCheckedOnFirstUse) {
+  Spec s;
+  s.type = TensorType::TQ1_0;
+  const RefModel m = make_model(s, 31);
+  const size_t row_bytes = (size_t)s.ff / 256 * kTq1Bytes;  // ffn_down rows: two blocks
+  const std::string mixed = model_path("tq1-mixed-scales");
+  write_model(m, mixed);
+  edit_tensor(mixed, "blk.1.ffn_down.weight", [&](std::vector<char>& t) { set_tq1_d(t, row_bytes, 5, 1, 0x3C00); });
+  auto model = Model::load(mixed, LoadOptions{2, "", false});  // loads: nothing checked yet
+  try {
+    engine_logits(mixed, kTokens, KvType::F16, 2);
+    ADD_FAILURE() << "a TQ1_0 row with two scales was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tensor 'blk.1.ffn_down.weight' row 5: TQ1_0 block 1 scale"), std::string::npos)
+        << e.what();
+  }
+  const std::string inf = model_path("tq1-inf-scale");
+  write_model(m, inf);
+  edit_tensor(inf, "blk.0.ffn_down.weight", [&](std::vector<char>& t) {
+    for (int64_t b = 0; b < 2; ++b) set_tq1_d(t, row_bytes, 7, b, 0x7C00);
+  });
+  try {
+    engine_logits(inf, kTokens, KvType::F16, 2);
+    ADD_FAILURE() << "an infinite TQ1_0 scale was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("row 7: block 0 has a non-finite scale"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Forward, Tq1AllZeroFirstBlockWithAnotherScaleGivesTheI2sLogits) {
+  Spec s;
+  RefModel m = make_model(s, 33);
+  std::fill_n(m.layers[0].down.t.begin() + 3 * s.ff, 256, 0);  // row 3, block 0: all zero
+  const std::string i2s = model_path("tq1-zero-block-i2s");
+  write_model(m, i2s);
+  const auto want = engine_logits(i2s, kTokens, KvType::F16, 2);
+  m.spec.type = TensorType::TQ1_0;
+  const std::string tq1 = model_path("tq1-zero-block");
+  write_model(m, tq1);
+  edit_tensor(tq1, "blk.0.ffn_down.weight",
+              [&](std::vector<char>& t) { set_tq1_d(t, (size_t)s.ff / 256 * kTq1Bytes, 3, 0, 0x4400); });
+  EXPECT_EQ(engine_logits(tq1, kTokens, KvType::F16, 2), want);
+  EXPECT_EQ(engine_logits(tq1, kTokens, KvType::F16, 1, 3), want);
 }
 
 TEST(Forward, BatchSplitAndThreadCountDoNotChangeResults) {

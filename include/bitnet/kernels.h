@@ -31,6 +31,13 @@ inline size_t ternary_row_bytes(int64_t k) { return (size_t)ternary_padded_cols(
 // Row stride in the packed buffer (row bytes rounded up to 64).
 inline size_t ternary_row_stride(int64_t k) { return (ternary_row_bytes(k) + 63) / 64 * 64; }
 
+// TQ1_0 rows read in place from a GGUF file (ggml's layout, see formats.md): 256 values per block
+// of 54 bytes { uint8 qs[48]; uint8 qh[4]; f16 d; }, five base-3 digits (codes c = t + 1) per byte
+// of qs, four per byte of qh; K is a multiple of 256 and rows follow each other without padding.
+constexpr int64_t kTq1Block = 256;
+constexpr size_t kTq1BlockBytes = 54;
+inline size_t tq1_row_bytes(int64_t k) { return (size_t)(k / kTq1Block) * kTq1BlockBytes; }
+
 // Packs one row of K ternary values (-1/0/+1) into ternary_row_bytes(K) bytes of the runtime
 // layout (scalar; used at load time).
 void pack_ternary_row(const int8_t* t, int64_t k, uint8_t* out);
@@ -48,6 +55,12 @@ struct TernaryGemmArgs {
   float* y;                  // token n's output row at y + n * y_stride
   size_t y_stride;
   int64_t m0, m1;            // the output rows this call computes
+  // tq1_gemm only. With row_scale null, row m's scale is the f16 d of its first block times
+  // scale_mul (the file's blocks carry the scale; nothing is read at load). scale_mismatch, when
+  // not null, is set to 1 (never cleared) if a row has a block whose d bits differ from its first
+  // block's: the caller then checks the tensor, since the one-scale-per-row result may be wrong.
+  float scale_mul = 1.f;
+  int* scale_mismatch = nullptr;
 };
 
 struct Kernels {
@@ -60,6 +73,8 @@ struct Kernels {
   // y[n][m] = float(sum_k c[m][k] * q[n][k] - act_sum[n]) * row_scale[m] * act_scale[n]
   // (c = t + 1, so the integer part equals sum t * q exactly).
   void (*ternary_gemm)(const TernaryGemmArgs& a);
+  // The same product with the weights in TQ1_0 (w, w_stride = row bytes, kp = K; see above).
+  void (*tq1_gemm)(const TernaryGemmArgs& a);
   float (*dot_f32)(const float* a, const float* b, int64_t n);
   float (*dot_f16_f32)(const uint16_t* a, const float* b, int64_t n);
   void (*fp32_to_fp16_row)(const float* in, uint16_t* out, int64_t n);

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "kernels/kernels_x86_256.h"
+#include "kernels/tq1_internal.h"
 
 namespace bitnet::kernels_impl {
 namespace {
@@ -129,7 +130,7 @@ void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
 }  // namespace avx2
 
 const Kernels kAvx2Kernels = {
-    Isa::AVX2,         avx2::quantize_row_i8,  ternary_gemm_256<MaddubsDot>, avx2::dot_f32,
+    Isa::AVX2,         avx2::quantize_row_i8,  ternary_gemm_256<MaddubsDot>, tq1_gemm_avx2, avx2::dot_f32,
     avx2::dot_f16_f32, avx2::fp32_to_fp16_row, avx2::fp16_to_fp32_row, avx2::axpy_f16,
 };
 

@@ -12,6 +12,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #include "kernels/kernels_internal.h"
+#include "kernels/tq1_internal.h"
 
 namespace bitnet::kernels_impl {
 namespace {
@@ -245,7 +246,7 @@ void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
 }  // namespace
 
 const Kernels kAvx512VnniKernels = {
-    Isa::AVX512VNNI, quantize_row_i8,  ternary_gemm,     dot_f32,
+    Isa::AVX512VNNI, quantize_row_i8,  ternary_gemm, tq1_gemm_avx2,     dot_f32,
     dot_f16_f32,     fp32_to_fp16_row, fp16_to_fp32_row, axpy_f16,
 };
 

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "kernels/kernels_x86_256.h"
+#include "kernels/tq1_internal.h"
 
 namespace bitnet::kernels_impl {
 namespace {
@@ -23,7 +24,7 @@ struct VnniDot {
 }  // namespace
 
 const Kernels kAvxVnniKernels = {
-    Isa::AVXVNNI,      avx2::quantize_row_i8,  ternary_gemm_256<VnniDot>, avx2::dot_f32,
+    Isa::AVXVNNI,      avx2::quantize_row_i8,  ternary_gemm_256<VnniDot>, tq1_gemm_avx2, avx2::dot_f32,
     avx2::dot_f16_f32, avx2::fp32_to_fp16_row, avx2::fp16_to_fp32_row, avx2::axpy_f16,
 };
 

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "kernels/kernels_neon_common.h"
+#include "kernels/tq1_internal.h"
 
 namespace bitnet::kernels_impl {
 namespace {
@@ -103,7 +104,7 @@ void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
 }  // namespace neon
 
 const Kernels kNeonKernels = {
-    Isa::NEON,         neon::quantize_row_i8,  ternary_gemm_neon<MlalDot>, neon::dot_f32,
+    Isa::NEON,         neon::quantize_row_i8,  ternary_gemm_neon<MlalDot>, tq1_gemm_neon, neon::dot_f32,
     neon::dot_f16_f32, neon::fp32_to_fp16_row, neon::fp16_to_fp32_row, neon::axpy_f16,
 };
 

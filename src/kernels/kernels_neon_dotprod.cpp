@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "kernels/kernels_neon_common.h"
+#include "kernels/tq1_internal.h"
 
 namespace bitnet::kernels_impl {
 namespace {
@@ -26,7 +27,7 @@ struct SdotDot {
 }  // namespace
 
 const Kernels kNeonDotProdKernels = {
-    Isa::NEONDotProd,  neon::quantize_row_i8,  ternary_gemm_neon<SdotDot>, neon::dot_f32,
+    Isa::NEONDotProd,  neon::quantize_row_i8,  ternary_gemm_neon<SdotDot>, tq1_gemm_neon_dotprod, neon::dot_f32,
     neon::dot_f16_f32, neon::fp32_to_fp16_row, neon::fp16_to_fp32_row, neon::axpy_f16,
 };
 

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "kernels/kernels_internal.h"
+#include "kernels/tq1_internal.h"
 
 namespace bitnet {
 
@@ -142,7 +143,7 @@ void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
 }  // namespace scalar
 
 const Kernels kScalarKernels = {
-    Isa::Scalar,           scalar::quantize_row_i8,  scalar::ternary_gemm,     scalar::dot_f32,
+    Isa::Scalar,           scalar::quantize_row_i8,  scalar::ternary_gemm, tq1_gemm_scalar,     scalar::dot_f32,
     scalar::dot_f16_f32,   scalar::fp32_to_fp16_row, scalar::fp16_to_fp32_row, scalar::axpy_f16,
 };
 

@@ -1,5 +1,6 @@
 // Matrix products of the linear layers, split into tasks over output rows (and token blocks).
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "bitnet/head_kernels.h"
@@ -59,6 +60,34 @@ void quantize_acts(const float* x, int64_t n, int64_t k, QuantizedActs& out, Thr
   }
 }
 
+namespace {
+
+// The reference check of a TQ1_0 linear read in place (see Tq1Scales): every row through the
+// repacking reader, which throws for blocks that disagree or a non-finite scale.
+void check_tq1_scales(const Linear& w, ThreadPool& pool) {
+  Tq1Scales& s = *w.tq1_scales;
+  std::call_once(s.once, [&] {
+    std::vector<float> scales((size_t)w.out);
+    constexpr int64_t kRowsPerTask = 256;
+    pool.parallel_for((w.out + kRowsPerTask - 1) / kRowsPerTask, [&](int64_t task) {
+      std::vector<int8_t> values((size_t)w.in);
+      for (int64_t r = task * kRowsPerTask; r < std::min(w.out, (task + 1) * kRowsPerTask); ++r)
+        scales[(size_t)r] = read_ternary_row(TensorType::TQ1_0, w.tensor_data, (uint64_t)w.in, (uint64_t)w.out,
+                                             (uint64_t)r, values.data(), w.name) * w.out_scale;
+    });
+    s.row_scale = std::move(scales);
+    s.ready = true;
+  });
+}
+
+bool all_finite(const float* y, int64_t n) {
+  bool ok = true;
+  for (int64_t i = 0; i < n; ++i) ok &= std::isfinite(y[i]);
+  return ok;
+}
+
+}  // namespace
+
 void ternary_matmul(std::initializer_list<LinearOutput> parts, const QuantizedActs& a, ThreadPool& pool) {
   // One parallel loop over the row tasks of every part: one barrier instead of one per matrix.
   struct Part {
@@ -66,11 +95,15 @@ void ternary_matmul(std::initializer_list<LinearOutput> parts, const QuantizedAc
     float* y;
     std::vector<int64_t> bounds;
     int64_t first_task;
+    const float* row_scale;  // null: TQ1_0 scales from the blocks
+    int scale_mismatch = 0;
   };
   std::vector<Part> plan;
   int64_t row_task_count = 0;
   for (const LinearOutput& p : parts) {
-    plan.push_back({p.w, p.y, row_tasks(p.w->out, pool.size(), a.n == 1), row_task_count});
+    const float* row_scale = p.w->row_scale.data();
+    if (p.w->tq1) row_scale = p.w->tq1_scales->ready ? p.w->tq1_scales->row_scale.data() : nullptr;
+    plan.push_back({p.w, p.y, row_tasks(p.w->out, pool.size(), a.n == 1), row_task_count, row_scale});
     row_task_count += (int64_t)plan.back().bounds.size() - 1;
   }
   const Kernels& kn = kernels();
@@ -79,13 +112,13 @@ void ternary_matmul(std::initializer_list<LinearOutput> parts, const QuantizedAc
     const int64_t rt = task % row_task_count, tt = task / row_task_count;
     size_t pi = 0;
     while (pi + 1 < plan.size() && plan[pi + 1].first_task <= rt) ++pi;
-    const Part& p = plan[pi];
+    Part& p = plan[pi];
     const Linear& w = *p.w;
     const int64_t t0 = tt * kTokenBlock, t1 = std::min(a.n, t0 + kTokenBlock);
     TernaryGemmArgs args;
     args.w = w.weights;
     args.w_stride = w.stride;
-    args.row_scale = w.row_scale.data();
+    args.row_scale = p.row_scale;
     args.kp = a.kp;
     args.q = a.q.data() + t0 * a.kp;
     args.q_stride = (size_t)a.kp;
@@ -96,8 +129,21 @@ void ternary_matmul(std::initializer_list<LinearOutput> parts, const QuantizedAc
     args.y_stride = (size_t)w.out;
     args.m0 = p.bounds[(size_t)(rt - p.first_task)];
     args.m1 = p.bounds[(size_t)(rt - p.first_task) + 1];
-    kn.ternary_gemm(args);
+    if (w.tq1) {
+      args.scale_mul = w.out_scale;
+      if (!p.row_scale) args.scale_mismatch = &p.scale_mismatch;
+      kn.tq1_gemm(args);
+    } else {
+      kn.ternary_gemm(args);
+    }
   });
+  // A TQ1_0 part computed with its blocks' scales that flagged a disagreement or gave a non-finite
+  // output is checked, then computed again with the checked scales.
+  for (const Part& p : plan)
+    if (p.w->tq1 && !p.row_scale && (p.scale_mismatch || !all_finite(p.y, a.n * p.w->out))) {
+      check_tq1_scales(*p.w, pool);
+      ternary_matmul({{p.w, p.y}}, a, pool);
+    }
 }
 
 namespace {

@@ -1,5 +1,6 @@
-// Model::load: hyperparameters from GGUF metadata, tensors checked for shape, ternary weights
-// repacked into the kernels' runtime layout, float tensors read in place from the mapping.
+// Model::load: hyperparameters from GGUF metadata, tensors checked for shape, I2_S and TQ1_0
+// weights read in place from the mapping (other ternary formats repacked into the kernels'
+// runtime layout), float tensors read in place.
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -131,7 +132,8 @@ bool has_code_three(const uint8_t* data, size_t n) {
 
 // I2_S tensors whose rows are whole 128-value blocks already have the runtime layout: the kernels
 // read them in place from the mapping (no copy, no load time), unless the file uses the unused
-// code 3, which must read as 0 and is rewritten in a copy. Other ternary formats are repacked.
+// code 3, which must read as 0 and is rewritten in a copy. TQ1_0 tensors are read in place by
+// their own kernels. Other ternary formats are repacked.
 void Loader::pack_ternary(const gguf::TensorInfo& t, TensorType type, Linear& lin) {
   lin.ternary = true;
   if (type == TensorType::I2_S && lin.in % kTernaryBlock == 0) {
@@ -150,6 +152,12 @@ void Loader::pack_ternary(const gguf::TensorInfo& t, TensorType type, Linear& li
       }
       lin.weights = lin.packed.get();
     }
+  } else if (type == TensorType::TQ1_0 && lin.in % kTq1Block == 0) {
+    // Read in place: the kernels take the scales from the blocks (see Tq1Scales).
+    lin.tq1 = true;
+    lin.weights = lin.tensor_data = t.data;
+    lin.stride = tq1_row_bytes(lin.in);
+    lin.tq1_scales = std::make_unique<Tq1Scales>();
   } else {
     repack_ternary(t, type, lin);
   }
@@ -211,6 +219,7 @@ Linear Loader::load_linear(const std::string& prefix, int64_t in, int64_t out) {
   if (is_ternary(lin.type)) {
     pack_ternary(t, lin.type, lin);
     for (float& s : lin.row_scale) s *= extra_scale;
+    if (lin.tq1) lin.out_scale = extra_scale;
   } else {
     check_finite(t, lin.type);
     lin.data = t.data;

@@ -3,7 +3,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <initializer_list>
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -30,24 +32,39 @@ struct QuantizedActs {
   std::vector<int32_t> sum;
 };
 
-// A linear layer y = W x (+ bias), W of `out` rows by `in` columns. Either ternary, repacked into
-// the kernels' runtime layout with one scale per row, or a float/quantized-float tensor read in
-// place from the mapping.
+// Per-row scales of a TQ1_0 linear read in place, found on first use instead of at load (which
+// would touch every page of the file): the kernels take each row's scale from its first block and
+// flag rows whose blocks disagree; a flagged or non-finite result has the whole tensor checked
+// once with the reference reader (an error for a tensor the repacking reader refuses; otherwise
+// these scales are used from then on). Thread-safe: filled once under `once`.
+struct Tq1Scales {
+  std::once_flag once;
+  std::atomic<bool> ready{false};
+  std::vector<float> row_scale;  // includes the `.scale` factor
+};
+
+// A linear layer y = W x (+ bias), W of `out` rows by `in` columns. Either ternary (I2_S read in
+// place or repacked into the kernels' runtime layout with one scale per row, or TQ1_0 read in
+// place), or a float/quantized-float tensor read in place from the mapping.
 struct Linear {
   std::string name;
   int64_t in = 0, out = 0;
   TensorType type = TensorType::F32;  // storage type in the file
   bool ternary = false;
   // ternary: rows of the runtime layout at weights + m * stride, either in `packed` or, for I2_S
-  // files (whose layout is the runtime one), directly in the mapping
+  // files (whose layout is the runtime one), directly in the mapping; for TQ1_0 (tq1 set), the
+  // file's rows in the mapping, read by the kernels' tq1_gemm
   const uint8_t* weights = nullptr;
   AlignedBytes packed;
   size_t stride = 0;
-  std::vector<float> row_scale;  // includes an optional `.scale` tensor's factor
+  std::vector<float> row_scale;  // includes an optional `.scale` tensor's factor (empty for TQ1_0)
+  bool tq1 = false;
+  std::unique_ptr<Tq1Scales> tq1_scales;  // TQ1_0 only
+  const uint8_t* tensor_data = nullptr;   // TQ1_0 only: the whole tensor, for the reference check
   // float
   const uint8_t* data = nullptr;
   size_t row_bytes = 0;
-  float out_scale = 1.f;  // optional `.scale` tensor on a float linear
+  float out_scale = 1.f;  // optional `.scale` tensor on a float or TQ1_0 linear
   std::vector<float> bias;  // empty when absent
 
   uint64_t bytes() const { return ternary ? (uint64_t)stride * out : (uint64_t)row_bytes * out; }
