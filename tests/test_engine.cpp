@@ -389,6 +389,86 @@ TEST_F(EngineTest, ContextShiftKeepsGeneratingPastTheContext) {
   EXPECT_LE(engine.stats().slots[0].n_cached, 32);
 }
 
+// Slots whose limits add up to more than the KV pool: two slots may each hold the whole pool of
+// two 128-position pages.
+EngineParams shared_pool() {
+  EngineParams p = params(2, 256);
+  p.context.n_ctx = 256;
+  return p;
+}
+
+std::vector<int32_t> synthetic_prompt(size_t n, int32_t salt) {
+  std::vector<int32_t> t{1};
+  for (size_t i = 1; i < n; ++i) t.push_back(3 + (int32_t)((i * 7 + (size_t)salt) % 400));
+  return t;
+}
+
+TEST_F(EngineTest, RequestWaitsForThePagesOfItsPromptThenRuns) {
+  Engine engine(stories(), shared_pool());
+  ASSERT_EQ(engine.stats().kv_pages_total, 2u);
+  const auto long_prompt = synthetic_prompt(150, 0), short_prompt = synthetic_prompt(40, 1);
+  Result a, b;
+  engine.submit(request(long_prompt, 20, a));
+  engine.submit(request(short_prompt, 8, b, 2));
+  engine.step();
+  // A's prompt reserves both pages: B waits in the queue though a slot is free.
+  EngineStats st = engine.stats();
+  EXPECT_EQ(st.requests_processing, 1);
+  EXPECT_EQ(st.requests_deferred, 1);
+  EXPECT_EQ(st.slots[1].state, SlotState::Idle);
+  while (!a.finished) {
+    engine.step();
+    EXPECT_FALSE(b.finished && !a.finished);
+    if (!a.finished) EXPECT_EQ(engine.stats().requests_deferred, 1);
+  }
+  // A finished: B takes its slot (they share the first token) and the pages past that token.
+  engine.run_until_idle();
+  EXPECT_EQ(b.done.slot, a.done.slot);
+  EXPECT_EQ(b.done.n_cached, 1);
+  EXPECT_EQ(a.done.reason, FinishReason::Length);
+  EXPECT_FALSE(a.done.context_full);
+  EXPECT_EQ(b.done.reason, FinishReason::Length);
+  EXPECT_EQ(b.done.n_predicted, 8);
+  expect_identical(run_alone(long_prompt, 20), a, "long prompt");
+  expect_identical(run_alone(short_prompt, 8, 2), b, "waiting request");
+  EXPECT_EQ(engine.stats().kv_pages_used, 1u);
+}
+
+TEST_F(EngineTest, GenerationWithoutAPageEndsAsContextFull) {
+  Engine engine(stories(), shared_pool());
+  const auto pa = synthetic_prompt(100, 2), pb = synthetic_prompt(110, 3);
+  Result a, b;
+  engine.submit(request(pa, 100, a, 4));
+  engine.submit(request(pb, 100, b, 5));
+  engine.run_until_idle();
+  // B reaches its second page first and finds none: it ends with the 128 - 110 tokens its page
+  // held plus the one sampled from the last of them.
+  EXPECT_EQ(b.done.reason, FinishReason::Length);
+  EXPECT_TRUE(b.done.context_full);
+  EXPECT_EQ(b.done.n_predicted, 128 - 110 + 1);
+  // A then takes the page B's idle cache gives up and completes.
+  EXPECT_EQ(a.done.reason, FinishReason::Length);
+  EXPECT_FALSE(a.done.context_full);
+  EXPECT_EQ(a.done.n_predicted, 100);
+  expect_identical(run_alone(pa, 100, 4), a, "request that got the page");
+  Result b_alone = run_alone(pb, 100, 5);
+  ASSERT_GE(b_alone.done.tokens.size(), b.done.tokens.size());
+  EXPECT_TRUE(std::equal(b.done.tokens.begin(), b.done.tokens.end(), b_alone.done.tokens.begin()));
+}
+
+TEST_F(EngineTest, TotalContextIsSharedBySlots) {
+  EngineParams p = params(4, 0);
+  p.context.n_ctx = 1024;
+  Engine engine(stories(), p);
+  EXPECT_EQ(engine.n_ctx_slot(), 256);
+  EXPECT_EQ(engine.stats().kv_pages_total, 4u);  // 1024 positions, not 4 slots x a page more
+  p.n_ctx_slot = 2048;
+  EXPECT_THROW(Engine(stories(), p), Error);
+  p.n_ctx_slot = 0;
+  p.context.n_ctx = 3;
+  EXPECT_THROW(Engine(stories(), p), Error);
+}
+
 TEST_F(EngineTest, SubmitAndCancelFromManyThreads) {
   Engine engine(stories(), params(3, 128, 16));
   const std::vector<std::string> texts = {"Once upon a time", "The cat", "A big dog", "Lily was"};

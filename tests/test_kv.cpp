@@ -2,7 +2,10 @@
 // bit-identical however its tokens are batched with other sequences', cut back, copied or aborted.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstring>
+#include <fstream>
 #include <map>
 
 #include "bitnet/log.h"
@@ -336,6 +339,47 @@ TEST_F(KvCache, AbortBetweenMicroBatchesKeepsTheCompletedOnesAndTheContextUsable
   EXPECT_EQ(ctx->kv_pages_total() - ctx->kv_pages_free(), 1u) << "pages of the completed micro-batches only";
   ctx->set_abort_callback(nullptr);
   decode_and_compare(*ctx, 0, a, 32, 100, cold_a, "after the abort");
+}
+
+// Resident memory of this process (statm's second field).
+size_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  size_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+TEST(KvMemory, ResidentMemoryFollowsThePagesHeld) {
+  Spec s;  // one KV head of 256: 2 KiB per position in f16, pages of 512 KiB
+  s.heads = 1;
+  s.kv_heads = 1;
+  s.ff = 256;
+  s.ctx = 8192;
+  const std::string path = write_random_model("kv_memory", s, 61);
+  auto model = Model::load(path, LoadOptions{2, "", false});
+  auto ctx = make_context(*model, 8192, 8, KvType::F16, 2);
+  const size_t page_bytes = ctx->kv_bytes_per_position() * (size_t)ctx->kv_page_size();
+  ASSERT_EQ(page_bytes, size_t{1} << 19);
+  ASSERT_EQ(ctx->kv_pages_total(), 32u);
+  auto fill = [&](int from, int to) {
+    for (int q = from; q < to; ++q) {
+      Batch b;
+      for (int p = 0; p < 1024; ++p) b.add((q * 31 + p) % 300, p, q, false);
+      ASSERT_TRUE(ctx->decode(b));
+    }
+  };
+  const size_t before = resident_bytes();
+  fill(0, 8);
+  EXPECT_EQ(ctx->kv_bytes(), 32 * page_bytes);
+  const size_t full = resident_bytes();
+  EXPECT_GE(full, before + 30 * page_bytes) << "the pages are committed as they are written";
+  for (int q = 2; q < 8; ++q) ctx->seq_release(q);
+  EXPECT_EQ(ctx->kv_bytes(), 8 * page_bytes);
+  const size_t released = resident_bytes();
+  EXPECT_LE(released + 22 * page_bytes, full) << "released pages are given back to the system";
+  // Given-back pages serve again: the sequences decode as before.
+  fill(2, 8);
+  EXPECT_GE(resident_bytes(), released + 22 * page_bytes);
 }
 
 TEST(Log, LibraryMessagesGoToTheSinkNotToStderr) {

@@ -7,6 +7,21 @@
 // until a slot is free. A new request reuses the longest prefix of its prompt that a free slot's
 // KV cache still holds (llama-server's cache_prompt); results are bit-identical to a cold run.
 //
+// KV memory: the slots share one pool of pages holding the total context (EngineParams), and a
+// slot holds only the pages of the tokens it has, up to its own limit (n_ctx_slot). The memory of
+// pages that return to the pool goes back to the system. Pages run out before slots do when the
+// slots' limits add up to more than the pool (n_ctx_slot above context.n_ctx / slots, or limits
+// that are not whole pages):
+//  - a queued request is admitted only when its prompt's pages are free (on top of the pages the
+//    prompts already admitted will still take); until then it waits in the queue, first come
+//    first served, like a request waiting for a slot;
+//  - idle slots keep their last request's tokens for prompt caching; those pages are given up,
+//    least recently used first, when a request needs them;
+//  - a generating request whose next token needs a page when none is left ends with
+//    FinishReason::Length and Completion::context_full, exactly as when its slot's context is
+//    full (llama-server instead ends every request of the batch with an error); its text so far
+//    is complete and valid. The oldest requests get pages first.
+//
 // Threads: submit(), cancel() and stats() may be called from any thread at any time. The loop
 // runs either on the engine's own thread (start() / stop()) or on the caller's through step()
 // (tests, single-threaded front ends), never both. Callbacks run on the thread that runs the loop,
@@ -27,10 +42,12 @@ namespace bitnet {
 
 struct EngineParams {
   ContextParams context;  // context.n_seq is the number of slots (parallel sequences); context.n_ctx
-                          // the positions of all slots together, as llama-server's -c (0: the
-                          // model's training context per slot). The KV pool holds every slot's
-                          // whole context, in pages taken as tokens arrive.
-  int n_ctx_slot = 0;     // positions one slot may hold (0: context.n_ctx / slots)
+                          // the positions of all slots together, as llama-server's -c: the size
+                          // of the KV pool (0: n_ctx_slot per slot, the model's training context
+                          // when that is 0 too)
+  int n_ctx_slot = 0;     // positions one slot may hold (0: context.n_ctx / slots); at most
+                          // context.n_ctx. Larger than context.n_ctx / slots, slots may hold
+                          // longer conversations while the pool has room (see above)
                           // context.n_batch is the micro-batch: a cancel stops a decode between
                           // micro-batches
   int max_queued = 256;   // requests waiting for a slot; submit() refuses more (QueueFull)
@@ -58,7 +75,7 @@ struct TokenEvent {
 
 enum class FinishReason {
   Stop,       // a stop string appeared (trimmed from the text)
-  Length,     // n_predict tokens, or the slot's context is full (Completion::context_full)
+  Length,     // n_predict tokens, or the slot's context or the KV pool is full (context_full)
   Eos,        // an end-of-generation token (not part of the text) and not ignore_eos
   Cancelled,  // cancel(), or the engine stopped
   Error,      // Completion::error says why
@@ -70,7 +87,8 @@ struct Completion {
   FinishReason reason = FinishReason::Error;
   std::string error;                // reason == Error
   std::string stop_word;            // reason == Stop: the stop string found
-  bool context_full = false;        // reason == Length because the slot's context was full
+  bool context_full = false;        // reason == Length because the slot's context was full or the
+                                    // KV pool had no page left for the next token
   std::string text;                 // all generated text (stop string and what follows trimmed)
   std::string tail;                 // the end of `text` no TokenEvent carried (text held back for
                                     // a possible stop string, or an unfinished UTF-8 sequence):
@@ -138,7 +156,7 @@ struct SlotStats {
 
 struct EngineStats {
   int requests_processing = 0;  // in slots
-  int requests_deferred = 0;    // queued for a slot
+  int requests_deferred = 0;    // queued for a slot or for the KV pages of their prompt
   uint64_t requests_total = 0;  // finished
   uint64_t prompt_tokens_total = 0;      // prompt tokens decoded (cached ones not counted)
   uint64_t prompt_tokens_cached_total = 0;
@@ -149,7 +167,7 @@ struct EngineStats {
   uint64_t decodes_aborted = 0;          // of them, stopped between micro-batches by a cancel
   uint64_t decoded_tokens_total = 0;     // tokens decoded over all decode calls
   size_t kv_pages_used = 0, kv_pages_total = 0;  // KV cache pages (idle slots keep theirs for reuse)
-  size_t kv_bytes = 0;
+  size_t kv_bytes = 0;                           // of the used pages (resident memory follows it)
   std::vector<SlotStats> slots;
 };
 

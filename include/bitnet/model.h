@@ -141,8 +141,9 @@ class Context {
 
   virtual int n_ctx() const = 0;
   virtual int n_seq() const = 0;
-  // Bytes of the pages sequences currently hold (the pool's memory is committed as pages are
-  // first used).
+  // Bytes of the pages sequences currently hold: the pool's memory is committed as pages are
+  // written and given back to the system when they return to the pool, so the process's resident
+  // memory follows this figure.
   virtual size_t kv_bytes() const = 0;
   // Bytes the keys and values of one position take over all layers and KV heads (what generating a
   // token reads per cached position).

@@ -64,6 +64,7 @@ struct Engine::Impl {
   const Model& model;
   std::unique_ptr<Context> ctx;
   int n_ctx_slot = 0, max_queued = 0, n_step_tokens = 0, n_threads = 0;
+  size_t page_size = 0;  // positions per KV page
 
   // Owned by the thread that runs the loop.
   std::vector<Slot> slots;
@@ -90,10 +91,16 @@ struct Engine::Impl {
     n_ctx_slot = p.n_ctx_slot > 0 ? p.n_ctx_slot
                  : cp.n_ctx > 0   ? cp.n_ctx / cp.n_seq
                                   : static_cast<int>(m.config().n_ctx_train);
-    if (n_ctx_slot < 1) throw Error("engine: a slot's context must hold at least one token");
-    // The KV pool holds every slot's whole context (in whole 256-position pages).
-    cp.n_ctx = cp.n_seq * ((n_ctx_slot + 255) / 256 * 256);
+    if (n_ctx_slot < 1)
+      throw Error("engine: a slot's context must hold at least one token (a total context of " + std::to_string(cp.n_ctx) +
+                  " for " + std::to_string(cp.n_seq) + " slots)");
+    // The KV pool holds the total context, shared by the slots.
+    if (cp.n_ctx <= 0) cp.n_ctx = static_cast<int>(std::min<int64_t>(int64_t{n_ctx_slot} * cp.n_seq, 1 << 30));
+    if (n_ctx_slot > cp.n_ctx)
+      throw Error("engine: a slot's context (" + std::to_string(n_ctx_slot) + ") is larger than the total context (" +
+                  std::to_string(cp.n_ctx) + ")");
     ctx = Context::create(m, cp);
+    page_size = static_cast<size_t>(ctx->kv_page_size());
     ctx->set_abort_callback([this] { return abort_decode.load(std::memory_order_relaxed); });
     n_threads = ctx->threads().size();
     max_queued = std::max(0, p.max_queued);
@@ -109,6 +116,39 @@ struct Engine::Impl {
     if (n >= s.cached.size()) return;
     ctx->seq_truncate(s.id, static_cast<int>(n));
     s.cached.resize(n);
+  }
+
+  // ---- KV pages -------------------------------------------------------------------------------
+  // A slot's sequence holds pages_for(cached.size()) pages of its own (the engine shares none).
+  size_t pages_for(size_t positions) const { return (positions + page_size - 1) / page_size; }
+  // Pages a running slot still takes to decode its pending input.
+  size_t pending_pages(const Slot& s) const {
+    return pages_for(s.cached.size() + s.input.size()) - pages_for(s.cached.size());
+  }
+  // Pages idle slots keep for prompt caching: given up when a running request needs them.
+  size_t evictable_pages(const Slot* except) const {
+    size_t n = 0;
+    for (const Slot& s : slots)
+      if (!s.session && &s != except) n += pages_for(s.cached.size());
+    return n;
+  }
+  // Pages the prompts (and context shifts) of admitted requests will still take: reserved at
+  // admission, so that a prompt, once admitted, always completes.
+  size_t reserved_pages() const {
+    size_t n = 0;
+    for (const Slot& s : slots)
+      if (s.session && (s.in_prompt || s.input.size() > 1)) n += pending_pages(s);
+    return n;
+  }
+  // Releases the least recently used idle slots' caches until n pages are free (or none is left).
+  void free_pages(size_t n) {
+    while (ctx->kv_pages_free() < n) {
+      Slot* lru = nullptr;
+      for (Slot& s : slots)
+        if (!s.session && !s.cached.empty() && (!lru || s.last_used < lru->last_used)) lru = &s;
+      if (!lru) return;
+      truncate(*lru, 0);
+    }
   }
 
   // ---- retiring -------------------------------------------------------------------------------
@@ -156,12 +196,15 @@ struct Engine::Impl {
       }
       to_cancel.clear();
       abort_decode = false;
+      // First come, first served: the head of the queue waits for a free slot and for the KV pages
+      // of its prompt; the requests behind it wait too.
       while (!queue.empty()) {
         Slot* slot = pick_slot(queue.front()->request());
-        if (!slot) break;
+        if (!slot || !pages_fit(*slot, queue.front()->request())) break;
         slot->session = std::move(queue.front());
         queue.pop_front();
         --n_free;
+        admit(*slot);
         admitted.push_back(slot);
       }
     }
@@ -170,7 +213,6 @@ struct Engine::Impl {
       complete(std::move(s), nullptr);
     }
     for (Slot* s : cancelled) retire(*s, FinishReason::Cancelled);
-    for (Slot* s : admitted) admit(*s);
 
     const bool decoded = decode_batch();
     {
@@ -196,11 +238,26 @@ struct Engine::Impl {
     return best;
   }
 
+  // Prompt tokens an idle slot's cache gives the request. The last prompt token is always decoded
+  // again: its logits give the first new token.
+  size_t reusable(const Slot& s, const Request& r) const {
+    return std::min(r.cache_prompt ? common_prefix(s.cached, r.prompt) : 0, r.prompt.size() - 1);
+  }
+
+  // Whether the KV pool can take the request's prompt in `slot` on top of what the running
+  // requests still need this step and for their prompts; idle slots' caches count as free.
+  bool pages_fit(const Slot& slot, const Request& r) const {
+    const size_t keep = reusable(slot, r);
+    size_t demand = pages_for(r.prompt.size()) - pages_for(keep);
+    for (const Slot& s : slots)
+      if (s.session) demand += pending_pages(s);
+    const size_t avail = ctx->kv_pages_free() + evictable_pages(&slot) + pages_for(slot.cached.size()) - pages_for(keep);
+    return demand <= avail;
+  }
+
   void admit(Slot& s) {
     const auto& prompt = s.session->prompt();
-    size_t keep = s.session->request().cache_prompt ? common_prefix(s.cached, prompt) : 0;
-    // The last prompt token is always decoded again: its logits give the first new token.
-    keep = std::min(keep, prompt.size() - 1);
+    const size_t keep = reusable(s, s.session->request());
     truncate(s, keep);
     s.input.assign(prompt.begin() + static_cast<ptrdiff_t>(keep), prompt.end());
     s.in_prompt = true;
@@ -229,8 +286,28 @@ struct Engine::Impl {
         batch.add(s.input[i], static_cast<int32_t>(s.cached.size() + i), s.id, logits && i + 1 == n);
       entries.push_back({&s, n, logits, s.in_prompt});
     };
+    // A generating sequence whose next token starts a page gets one if the pool has one beyond the
+    // pages reserved for admitted prompts (idle slots' caches count as free); otherwise it ends as
+    // if its context were full, oldest requests served first.
+    std::vector<Slot*> generating;
     for (Slot& s : slots)
-      if (s.session && !s.in_prompt && s.input.size() == 1) add(s, 1);
+      if (s.session && !s.in_prompt && s.input.size() == 1) generating.push_back(&s);
+    std::sort(generating.begin(), generating.end(), [](const Slot* a, const Slot* b) { return a->order < b->order; });
+    const size_t reserved = reserved_pages();
+    size_t spare = ctx->kv_pages_free() + evictable_pages(nullptr);
+    spare = spare > reserved ? spare - reserved : 0;
+    bool retired = false;
+    for (Slot* s : generating) {
+      const size_t need = pending_pages(*s);
+      if (need > spare) {
+        s->session->completion().context_full = true;
+        retire(*s, FinishReason::Length);
+        retired = true;
+        continue;
+      }
+      spare -= need;
+      add(*s, 1);
+    }
     std::vector<Slot*> chunked;
     for (Slot& s : slots)
       if (s.session && s.input.size() > (s.in_prompt ? 0u : 1u)) chunked.push_back(&s);
@@ -240,7 +317,11 @@ struct Engine::Impl {
       if (budget == 0) break;
       add(*s, std::min(budget, s->input.size()));
     }
-    if (entries.empty()) return false;
+    if (entries.empty()) return retired;
+    size_t batch_pages = 0;
+    for (const Entry& e : entries)
+      batch_pages += pages_for(e.slot->cached.size() + e.n) - pages_for(e.slot->cached.size());
+    free_pages(batch_pages);
 
     const auto start = Clock::now();
     bool whole = true;

@@ -1,5 +1,6 @@
 // The forward pass (BitNet b1.58 and LLaMA families) over a batch of tokens from any sequences,
 // with a paged KV cache shared by the sequences. Read top to bottom in ContextImpl::forward().
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -118,9 +119,19 @@ class ContextImpl final : public Context {
   // Drops the sequence's pages past the first `n`; a page nobody holds any more returns to the pool.
   void keep_pages(Seq& q, size_t n) {
     while (q.pages.size() > n) {
-      if (--ref_[(size_t)q.pages.back()] == 0) free_.push_back(q.pages.back());
+      if (--ref_[(size_t)q.pages.back()] == 0) give_back(q.pages.back());
       q.pages.pop_back();
     }
+  }
+  // A page returns to the pool and its memory to the operating system (the whole OS pages inside
+  // it), so the process's resident memory follows the tokens held. Its next user writes every row
+  // before reading it, so the zero pages it then gets are never read.
+  void give_back(int32_t page) {
+    free_.push_back(page);
+    const uintptr_t os_page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t begin = (uintptr_t)(pool_bytes_.get() + (size_t)page * page_bytes_);
+    const uintptr_t first = (begin + os_page - 1) / os_page * os_page, last = (begin + page_bytes_) / os_page * os_page;
+    if (last > first) madvise((void*)first, last - first, MADV_DONTNEED);
   }
   int32_t take_page() {
     const int32_t page = free_.back();
@@ -150,7 +161,7 @@ class ContextImpl final : public Context {
   // tiles, layout in attention_kernels.h) then its values (rows), segment_bytes_ each, so that
   // attention streams one head's positions of a page contiguously.
   uint8_t* segment(int32_t page, int64_t l, int64_t h, bool values) {
-    return pages_.get() + (size_t)page * page_bytes_ + (size_t)((l * m_.cfg.n_head_kv + h) * 2 + values) * segment_bytes_;
+    return pool_bytes_.get() + (size_t)page * page_bytes_ + (size_t)((l * m_.cfg.n_head_kv + h) * 2 + values) * segment_bytes_;
   }
   // Stores the kv_dim keys and values of one token at position p of sequence s.
   void store_kv(const float* keys, const float* values, int s, int64_t l, int64_t p) {
@@ -198,9 +209,13 @@ class ContextImpl final : public Context {
   // values) in a page, and of a page.
   int page_size_;
   size_t key_tile_bytes_, value_row_bytes_, segment_bytes_, page_bytes_;
-  AlignedBytes pages_;
+  struct Unmap {
+    size_t bytes;
+    void operator()(uint8_t* p) const { munmap(p, bytes); }
+  };
+  std::unique_ptr<uint8_t, Unmap> pool_bytes_{nullptr, Unmap{0}};  // anonymous mapping of the pages
   std::vector<int32_t> ref_;   // sequences holding each page (0: free)
-  std::vector<int32_t> free_;  // free pages, the most recently freed (likely still committed) last
+  std::vector<int32_t> free_;  // free pages (their memory given back to the system)
   std::vector<Seq> seqs_;
   std::vector<float> partial_;  // attention chunk results per (token chunk, KV head), see attention()
   std::vector<float> rope_inv_freq_;
@@ -241,8 +256,11 @@ ContextImpl::ContextImpl(const ModelImpl& m, const ContextParams& p)
     throw Error("a KV cache for a context of " + std::to_string(n_ctx_) + " tokens needs " +
                 std::to_string((n_pages * page_bytes_) >> 20) + " MiB, more than this machine's memory");
   // Every cache row is written before it is read, so the pool needs no zeroing; its memory is
-  // committed as pages are first written.
-  pages_ = allocate_aligned(n_pages * page_bytes_, false);
+  // committed as pages are written and given back as they are freed (give_back).
+  void* mem = mmap(nullptr, n_pages * page_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (mem == MAP_FAILED)
+    throw Error("cannot map " + std::to_string((n_pages * page_bytes_) >> 20) + " MiB for the KV cache");
+  pool_bytes_ = std::unique_ptr<uint8_t, Unmap>(static_cast<uint8_t*>(mem), Unmap{n_pages * page_bytes_});
   ref_.assign(n_pages, 0);
   for (size_t i = n_pages; i-- > 0;) free_.push_back((int32_t)i);
   seqs_.resize((size_t)p.n_seq);
