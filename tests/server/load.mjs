@@ -50,6 +50,7 @@ async function one(i, n) {
     while ((end = buffer.indexOf("\n\n")) >= 0) {
       const line = buffer.slice(0, end);
       buffer = buffer.slice(end + 2);
+      if (line.startsWith(":")) continue;  // an SSE comment: the server's keepalive
       if (!line.startsWith("data: ")) throw new Error(`bad event: ${line.slice(0, 80)}`);
       const data = line.slice(6);
       if (data === "[DONE]") { done = true; break; }
