@@ -10,6 +10,7 @@
 #include <random>
 
 #include "bitnet/gguf.h"
+#include "bitnet/kernels.h"
 #include "bitnet/model.h"
 #include "fixtures.h"
 #include "random_model.h"
@@ -219,6 +220,45 @@ TEST(Forward, Tq1AllZeroFirstBlockWithAnotherScaleGivesTheI2sLogits) {
               [&](std::vector<char>& t) { set_tq1_d(t, (size_t)s.ff / 256 * kTq1Bytes, 3, 0, 0x4400); });
   EXPECT_EQ(engine_logits(tq1, kTokens, KvType::F16, 2), want);
   EXPECT_EQ(engine_logits(tq1, kTokens, KvType::F16, 1, 3), want);
+}
+
+// The memory plan reads only the header: TQ2_0 linears count as repacked (a 64-byte aligned row of
+// 2-bit codes), the KV cache as n_ctx positions of K and V in every layer, and a refusal names the
+// TQ1_0 form when that would fit.
+TEST(MemoryPlan, CountsRepackedWeightsAndTheKvCache) {
+  Spec s;
+  s.type = TensorType::TQ2_0;
+  const RefModel m = make_model(s, 41);
+  const std::string path = model_path("plan-tq2");
+  write_model(m, path);
+  ContextParams cp;
+  cp.n_ctx = 512;
+  cp.n_batch = 64;
+  setenv("BITNET_MEM_AVAILABLE", "100000000000", 1);
+  const MemoryPlan plan = plan_memory(path, cp);
+  EXPECT_TRUE(plan.fits());
+  EXPECT_EQ(plan.available, 100000000000u);
+  const uint64_t head_dim = (uint64_t)(s.embd / s.heads);
+  EXPECT_EQ(plan.kv_cache, 2 * (uint64_t)(s.layers * s.kv_heads) * head_dim * 2 * 512);
+  uint64_t linears_tq2 = 0, linears_repacked = 0, linears_tq1 = 0;
+  for (const auto& [in, out] : {std::pair{s.embd, s.embd}, {s.embd, s.kv_heads * (int64_t)head_dim},
+                                {s.embd, s.kv_heads * (int64_t)head_dim}, {s.embd, s.embd}, {s.embd, s.ff},
+                                {s.embd, s.ff}, {s.ff, s.embd}}) {
+    linears_tq2 += (uint64_t)(out * in / 256 * 66);
+    linears_repacked += (uint64_t)out * ternary_row_stride(in);
+    linears_tq1 += (uint64_t)(out * in / 256 * 54);
+  }
+  EXPECT_EQ(plan.weights - plan.tq1_weights, (uint64_t)s.layers * (linears_repacked - linears_tq1));
+  EXPECT_LT(plan.weights, std::filesystem::file_size(path));  // the 2-bit rows are smaller than TQ2_0's
+  EXPECT_GT(plan.weights + s.layers * (linears_tq2 - linears_repacked), std::filesystem::file_size(path) - 65536);
+  setenv("BITNET_MEM_AVAILABLE", std::to_string(plan.tq1_weights + plan.kv_cache + plan.buffers).c_str(), 1);
+  const MemoryPlan tight = plan_memory(path, cp);
+  EXPECT_FALSE(tight.fits());
+  EXPECT_NE(tight.refusal().find("would fit: the model as TQ1_0"), std::string::npos) << tight.refusal();
+  unsetenv("BITNET_MEM_AVAILABLE");
+  std::string from;
+  EXPECT_GT(available_memory(&from), 0u);
+  EXPECT_TRUE(from == "MemAvailable" || from.rfind("cgroup", 0) == 0) << from;
 }
 
 TEST(Forward, BatchSplitAndThreadCountDoNotChangeResults) {

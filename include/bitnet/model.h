@@ -151,6 +151,28 @@ class Context {
   virtual ThreadPool& threads() = 0;
 };
 
+// ---- memory plan: what running a model needs resident, checked before loading it ------------
+struct MemoryPlan {
+  uint64_t weights = 0;      // weight bytes the forward pass reads (in place from the file or repacked)
+  uint64_t kv_cache = 0;     // a KV cache of n_ctx positions
+  uint64_t buffers = 0;      // activations and logits of one micro-batch
+  uint64_t available = 0;    // see available_memory
+  std::string available_from;
+  uint64_t tq1_weights = 0;  // the weights with every ternary linear stored as TQ1_0
+  int n_ctx = 0;             // the context planned for
+  int fitting_ctx = 0;       // the largest smaller context (a multiple of 256) that fits; 0: none
+  uint64_t total() const { return weights + kv_cache + buffers; }
+  bool fits() const { return total() <= available; }
+  // One line: the numbers, what would fit (the model as TQ1_0, a smaller -c) and the way out.
+  std::string refusal() const;
+};
+// From the file's header and tensor table only (no weight is read).
+MemoryPlan plan_memory(const std::string& path, const ContextParams& cp);
+// Memory this process can still use: MemAvailable, or less when its cgroup (v2 memory.max, v1
+// memory.limit_in_bytes) leaves less; BITNET_MEM_AVAILABLE=BYTES in the environment replaces both
+// (for tests). `from` names the source.
+uint64_t available_memory(std::string* from = nullptr);
+
 // Peak resident memory of this process in bytes (VmHWM).
 uint64_t peak_rss_bytes();
 // Memory this process holds locked in RAM (VmLck), e.g. by LoadOptions::mlock.

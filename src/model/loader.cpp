@@ -9,12 +9,15 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
 #include "bitnet/arch.h"
+#include "bitnet/attention_kernels.h"
 #include "bitnet/log.h"
 #include "model_impl.h"
 
@@ -28,6 +31,7 @@ class Loader {
       : m_(m), file_(*m.file), opts_(opts), pool_(pool) {}
 
   void load();
+  MemoryPlan plan(const ContextParams& cp);
 
  private:
   [[noreturn]] void fail(const std::string& what) const { throw Error(file_.path() + ": " + what); }
@@ -277,6 +281,41 @@ void Loader::read_config() {
   tied_head_ = !optional_tensor(kOutputName);
 }
 
+MemoryPlan Loader::plan(const ContextParams& cp) {
+  read_config();
+  const ModelConfig& c = m_.cfg;
+  MemoryPlan p;
+  for (const gguf::TensorInfo& t : file_.tensors()) {
+    const TensorType type = resolve_type(t.type, bitnet_file_, t.name);
+    const int64_t ne0 = (int64_t)t.ne[0], rows = (int64_t)(t.n_elements() / t.ne[0]);
+    uint64_t resident = t.nbytes, as_tq1 = t.nbytes;
+    if (is_ternary(type)) {  // as pack_ternary keeps it
+      const bool in_place = (type == TensorType::I2_S && ne0 % kTernaryBlock == 0) ||
+                            (type == TensorType::TQ1_0 && ne0 % kTq1Block == 0);
+      if (!in_place) resident = (uint64_t)rows * ternary_row_stride(ne0);
+      as_tq1 = ne0 % kTq1Block == 0 ? (uint64_t)rows * tq1_row_bytes(ne0) : resident;
+    }
+    p.weights += resident;
+    p.tq1_weights += as_tq1;
+  }
+  p.n_ctx = cp.n_ctx > 0 ? cp.n_ctx : (int)c.n_ctx_train;
+  const uint64_t kv_row = cp.kv_type == KvType::Q8_0 ? q8_value_row_bytes(c.head_dim)
+                                                     : (uint64_t)c.head_dim * (cp.kv_type == KvType::F32 ? 4 : 2);
+  const uint64_t per_position = 2 * (uint64_t)(c.n_layer * c.n_head_kv) * kv_row;
+  p.kv_cache = per_position * (uint64_t)p.n_ctx;
+  // The forward pass's float buffers per token (x, h, q, k, v, attention, gate, up, ffn), its
+  // int8 activations and the logits, for a full micro-batch.
+  const int64_t n = std::min<int64_t>(cp.n_batch, p.n_ctx), q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim;
+  p.buffers = (uint64_t)n * ((uint64_t)(3 * c.n_embd + 2 * q_dim + 2 * kv_dim + 2 * c.n_ff + c.n_vocab) * 4 +
+                             (uint64_t)std::max(c.n_embd, c.n_ff));
+  p.available = available_memory(&p.available_from);
+  if (p.weights + p.buffers < p.available && per_position > 0) {
+    const uint64_t ctx = (p.available - p.weights - p.buffers) / per_position / 256 * 256;
+    if (ctx >= 256 && ctx < (uint64_t)p.n_ctx) p.fitting_ctx = (int)ctx;
+  }
+  return p;
+}
+
 void Loader::load() {
   show_progress_ = opts_.progress;
   read_config();
@@ -397,5 +436,106 @@ static uint64_t status_bytes(const std::string& field) {
 
 uint64_t peak_rss_bytes() { return status_bytes("VmHWM"); }
 uint64_t locked_bytes() { return status_bytes("VmLck"); }
+
+// ---- memory plan ------------------------------------------------------------------------------
+
+namespace {
+
+// "/proc/meminfo"-style "Key:   N kB" in bytes, or 0.
+uint64_t meminfo_bytes(const std::string& key) {
+  std::ifstream in("/proc/meminfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(key + ":", 0) == 0) return std::stoull(line.substr(key.size() + 1)) * 1024;
+  return 0;
+}
+
+// A cgroup file holding one number ("max" and absent files give no limit).
+std::optional<uint64_t> cgroup_number(const std::string& path) {
+  std::ifstream in(path);
+  std::string v;
+  if (!(in >> v) || v == "max") return std::nullopt;
+  try {
+    return std::stoull(v);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+// Memory left under this process's cgroup limit (v2 memory.max, else v1 memory.limit_in_bytes),
+// or nothing when it has none.
+std::optional<uint64_t> cgroup_headroom(std::string& from) {
+  std::ifstream in("/proc/self/cgroup");
+  std::string line;
+  while (std::getline(in, line)) {
+    // v2: "0::/path"; v1: "N:controllers:/path" with "memory" among the controllers.
+    const size_t a = line.find(':'), b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    const std::string controllers = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+    std::optional<uint64_t> limit, usage;
+    if (controllers.empty()) {
+      limit = cgroup_number("/sys/fs/cgroup" + path + "/memory.max");
+      usage = cgroup_number("/sys/fs/cgroup" + path + "/memory.current");
+      from = "cgroup memory.max";
+    } else if (("," + controllers + ",").find(",memory,") != std::string::npos) {
+      limit = cgroup_number("/sys/fs/cgroup/memory" + path + "/memory.limit_in_bytes");
+      usage = cgroup_number("/sys/fs/cgroup/memory" + path + "/memory.usage_in_bytes");
+      from = "cgroup memory.limit_in_bytes";
+      if (limit && *limit >= (uint64_t{1} << 60)) limit.reset();  // v1 spells "no limit" as a huge number
+    }
+    if (limit) return *limit > usage.value_or(0) ? *limit - usage.value_or(0) : 0;
+  }
+  return std::nullopt;
+}
+
+std::string gib(uint64_t bytes) {
+  char buf[32];
+  if (bytes >= (1ull << 30)) std::snprintf(buf, sizeof buf, "%.2f GiB", (double)bytes / (1ull << 30));
+  else std::snprintf(buf, sizeof buf, "%.1f MiB", (double)bytes / (1ull << 20));
+  return buf;
+}
+
+}  // namespace
+
+uint64_t available_memory(std::string* from) {
+  std::string source = "MemAvailable";
+  uint64_t bytes = meminfo_bytes("MemAvailable");
+  if (const char* v = std::getenv("BITNET_MEM_AVAILABLE"); v && *v) {
+    bytes = std::strtoull(v, nullptr, 10);
+    source = "BITNET_MEM_AVAILABLE";
+  } else {
+    std::string cgroup_from;
+    if (std::optional<uint64_t> headroom = cgroup_headroom(cgroup_from); headroom && *headroom < bytes) {
+      bytes = *headroom;
+      source = cgroup_from;
+    }
+  }
+  if (from) *from = source;
+  return bytes;
+}
+
+std::string MemoryPlan::refusal() const {
+  std::string line = "the model needs " + gib(total()) + " of memory (weights " + gib(weights) + " + KV cache " +
+                     gib(kv_cache) + " for -c " + std::to_string(n_ctx) + " + buffers " + gib(buffers) + ") but " +
+                     gib(available) + " is available (" + available_from + ")";
+  std::vector<std::string> would_fit;
+  if (tq1_weights < weights && tq1_weights + kv_cache + buffers <= available)
+    would_fit.push_back("the model as TQ1_0 (weights " + gib(tq1_weights) + ")");
+  if (fitting_ctx > 0) would_fit.push_back("-c " + std::to_string(fitting_ctx));
+  if (!would_fit.empty()) {
+    line += "; would fit: " + would_fit[0];
+    for (size_t i = 1; i < would_fit.size(); ++i) line += " or " + would_fit[i];
+  }
+  return line + "; --no-check-memory loads it anyway";
+}
+
+MemoryPlan plan_memory(const std::string& path, const ContextParams& cp) {
+  auto m = std::make_unique<ModelImpl>();
+  m->file = gguf::File::open(path, true);
+  ThreadPool pool(1);
+  const LoadOptions opts;
+  Loader loader(*m, opts, pool);
+  return loader.plan(cp);
+}
 
 }  // namespace bitnet

@@ -45,7 +45,7 @@ struct BenchOptions {
   int repetitions = 5;
   std::string output = "md";
   KvType kv_type = KvType::F16;
-  bool roofline = false, progress = false, warmup = true;
+  bool roofline = false, progress = false, warmup = true, check_memory = true;
 };
 
 double mean(const std::vector<double>& v) {
@@ -406,6 +406,8 @@ int cmd_bench(int argc, char** argv) {
   t.flag({"--roofline"}, "add each tg result as a fraction of memory bandwidth / bytes read per token", [&] { o.roofline = true; });
   t.flag({"--progress"}, "report every stage and repetition on stderr", [&] { o.progress = true; });
   t.flag({"--no-warmup"}, "skip the untimed warmup run of each test", [&] { o.warmup = false; });
+  t.flag({"--no-check-memory"}, "run a model even when its weights, KV cache and buffers exceed the available memory",
+         [&] { o.check_memory = false; });
   if (!t.parse_command(argc, argv)) return 0;
   if (!hub.repo.empty()) o.models.push_back(pull_model(hub));
   if (o.models.empty()) throw Error("no model given (-m FILE.gguf or -hf ORG/NAME[:TAG])");
@@ -432,6 +434,14 @@ int cmd_bench(int argc, char** argv) {
   for (const std::string& path : o.models) {
     EngineOptions eo;
     eo.model_path = path;
+    // The memory plan for the largest context and micro-batch a test takes.
+    eo.check_memory = o.check_memory;
+    eo.cache_type_k = o.kv_type;
+    for (const Test& test : tests)
+      for (int64_t depth : o.depth)
+        for (int64_t np : o.n_parallel)
+          eo.n_ctx = std::max(eo.n_ctx, (int)(np * (depth + test.n_prompt + test.n_gen + 255) / 256 * 256));
+    eo.n_batch = (int)*std::max_element(o.batch.begin(), o.batch.end());
     std::unique_ptr<Model> model = load_model(eo, false);
     for (int64_t threads : o.threads)
       for (int64_t n_batch : o.batch)

@@ -55,6 +55,8 @@ void add_engine_options(OptionTable& t, EngineOptions& o) {
           [&o](const std::string& v) { o.cache_type_v = parse_kv_type(v); });
   t.flag({"--mlock"}, "lock the weights in RAM (never swapped out)", [&o] { o.mlock = true; });
   t.flag({"--no-mmap"}, "read the model file into memory instead of mapping it", [&o] { o.use_mmap = false; });
+  t.flag({"--no-check-memory"}, "load the model even when the weights, KV cache and buffers exceed the available memory",
+         [&o] { o.check_memory = false; });
   t.value({"--tokenizer"}, "FILE", "tokenizer file to use instead of the GGUF's vocabulary",
           [&o](const std::string& v) { o.tokenizer_path = v; });
   t.value({"-ngl", "--gpu-layers", "--n-gpu-layers"}, "N", "accepted for compatibility and ignored (CPU only)",
@@ -88,6 +90,10 @@ std::unique_ptr<Model> load_model(const EngineOptions& o, bool progress) {
   lo.progress = progress && info_enabled() && isatty(STDERR_FILENO);  // \r updates only make sense on a terminal
   lo.use_mmap = o.use_mmap;
   lo.mlock = o.mlock;
+  if (o.check_memory) {
+    const MemoryPlan plan = plan_memory(o.model_path, context_params(o));
+    if (!plan.fits()) throw Error(plan.refusal());
+  }
   std::unique_ptr<Model> model = Model::load(o.model_path, lo);
   const ModelConfig& c = model->config();
   if (o.n_ctx > c.n_ctx_train)

@@ -33,19 +33,23 @@ struct EngineOptions {
   int n_batch = 512;
   int n_ubatch = 0;  // -ub: 0 unless given; a forward pass takes min(-b, -ub) tokens
   bool use_mmap = true, mlock = false;
+  bool check_memory = true;  // --no-check-memory turns the memory plan off
   // -ctk / -ctv when given; both name one type, as K and V share it here.
   std::optional<KvType> cache_type_k, cache_type_v;
   KvType kv_type() const;  // throws when -ctk and -ctv differ
 };
 
 // Registers -m, -hf (add_hub_options), -t, -c, -b, -ub, --kv-f32, -ctk/-ctv, --mlock, --no-mmap,
+// --no-check-memory,
 // --tokenizer and the llama.cpp flags that mean nothing on this CPU engine (-ngl, -fa, -tb), with
 // llama.cpp's spellings.
 void add_engine_options(OptionTable& table, EngineOptions& opts);
 int resolve_threads(int requested);  // <= 0: physical cores
 constexpr int kMaxThreads = 1024;  // -t
-// Loads the model; warns on stderr about -c beyond the training context, a tokenizer whose size
-// differs from the embedding rows, and says how much --mlock locked.
+// Loads the model; first refuses it (bitnet::Error with plan_memory's one line) when the weights,
+// the KV cache and the buffers would not fit in the available memory, unless --no-check-memory;
+// warns on stderr about -c beyond the training context, a tokenizer whose size differs from the
+// embedding rows, and says how much --mlock locked.
 std::unique_ptr<Model> load_model(const EngineOptions& opts, bool progress = true);
 ContextParams context_params(const EngineOptions& opts);
 // Resolves -hf into model_path (downloading the model if needed); throws when neither -m nor -hf

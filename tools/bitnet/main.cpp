@@ -41,6 +41,8 @@ void print_overview() {
   std::printf("\nenvironment:\n");
   std::printf("  %-15s force a kernel set: %s (default: the best this CPU runs)\n", "BITNET_ISA",
               bitnet::isa_names().c_str());
+  std::printf("  %-15s bytes of memory to plan with instead of MemAvailable / the cgroup limit (tests)\n",
+              "BITNET_MEM_AVAILABLE");
   std::printf("  %-15s access token for gated or private models (-hf, pull)\n", "HF_TOKEN");
   std::printf("  %-15s where -hf and pull keep models (default: HF_HOME/hub, ~/.cache/huggingface/hub)\n", "HF_HUB_CACHE");
   std::printf("  %-15s 1: use only models already in the cache\n", "HF_HUB_OFFLINE");
