@@ -14,7 +14,10 @@ SANITIZE_DIR ?= build-sanitize
 # cli_arm_kernels checks the aarch64 cross build under qemu, none of the host code.
 SANITIZE_EXCLUDE ?= ^cli_arm_kernels$$
 
-.PHONY: all build build-all deps test-deps test test-sanitize run bench demo-model install clean
+FUZZ_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 20
+
+.PHONY: all build build-all deps test-deps test test-sanitize fuzz run bench demo-model install clean
 
 all: build
 
@@ -46,6 +49,14 @@ test-sanitize: test-deps
 	@cd $(SANITIZE_DIR) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS) -E '$(SANITIZE_EXCLUDE)'
 
+# The libFuzzer targets (clang, with ASan + UBSan; separate build dir), each run for FUZZ_SECONDS
+# from its seeds under tests/fuzz/corpus/; fails on any finding (scripts/fuzz.sh).
+fuzz: test-deps
+	@cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=Release --log-level=WARNING -DCMAKE_CXX_COMPILER=clang++ \
+	  -DBITNET_FUZZ=ON -DBITNET_BUILD_TESTS=OFF -DBITNET_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(FUZZ_DIR) -j $(JOBS) --target fuzzers
+	@bash scripts/fuzz.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(JOBS)
+
 run: deps
 	@$(MAKE) build
 	@bash scripts/demo.sh $(BUILD_DIR)/bitnet
@@ -67,4 +78,4 @@ install: build
 	@cmake --install $(BUILD_DIR) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(BUILD_DIR) $(SANITIZE_DIR)
+	rm -rf $(BUILD_DIR) $(SANITIZE_DIR) $(FUZZ_DIR)

@@ -11,13 +11,14 @@ runtime=(
   build-essential cmake pkg-config
   nlohmann-json3-dev libcpp-httplib-dev libpcre2-dev libedit-dev libcurl4-openssl-dev libssl-dev
 )
-# GoogleTest and Google Benchmark, and the aarch64 cross compiler + qemu that run the NEON kernel
-# tests on x86.
+# GoogleTest and Google Benchmark, the aarch64 cross compiler + qemu that run the NEON kernel
+# tests on x86, and clang with its libFuzzer runtime (make fuzz).
 test_only=(
   libgtest-dev libgmock-dev libbenchmark-dev
   g++-aarch64-linux-gnu qemu-user
   tmux
   chromium curl nginx
+  clang libclang-rt-dev
 )
 # The server tests' clients (tests/server: the openai npm package, playwright-core) need node and
 # npm; a node from elsewhere (e.g. NodeSource, which bundles npm) is kept.

@@ -382,7 +382,7 @@ struct Server::Impl {
   // Runs a handler, turning HttpError and library errors into the OpenAI error shape.
   template <typename F>
   httplib::Server::Handler wrap(F f) {
-    return [this, f](const httplib::Request& req, httplib::Response& res) {
+    return [f](const httplib::Request& req, httplib::Response& res) {
       try {
         f(req, res);
       } catch (const HttpError& e) {

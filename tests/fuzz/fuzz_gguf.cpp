@@ -1,28 +1,17 @@
 // libFuzzer target for the GGUF reader: any input must open or throw bitnet::Error, never crash,
-// hang or read out of bounds. Not built by CMake. Build and run from the repository root with:
+// hang or read out of bounds. Built with the other fuzz_* targets (clang only): `make fuzz`, or
 //
-//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-//     -Iinclude -Isrc tests/fuzz/fuzz_gguf.cpp src/gguf/*.cpp src/formats/type_traits.cpp \
-//     -o /tmp/fuzz_gguf
-//   mkdir -p /tmp/gguf-corpus && /tmp/fuzz_gguf -max_len=4096 -max_total_time=300 /tmp/gguf-corpus
+//   CXX=clang++ cmake -S . -B build-fuzz -DBITNET_FUZZ=ON && cmake --build build-fuzz -j2
+//   build-fuzz/fuzz_gguf -max_total_time=300 /tmp/corpus tests/fuzz/corpus/fuzz_gguf
 //
-// Seed the corpus with small GGUF files (the test binaries leave some under test-scratch/).
-#include <sys/mman.h>
-#include <unistd.h>
-
+// (new inputs go to the first corpus directory; the committed seeds stay as they are).
 #include <cstdint>
-#include <cstdio>
-#include <string>
 
+#include "bitnet/error.h"
 #include "bitnet/gguf.h"
+#include "memory_file.h"
 
 namespace {
-
-// File::open takes a path; an in-memory file keeps the fuzzer off the disk.
-int memory_file() {
-  static const int fd = memfd_create("fuzz_gguf", 0);
-  return fd;
-}
 
 // Reads everything a successfully opened file exposes, so sanitizers see any bad pointer.
 void exercise(const bitnet::gguf::File& f) {
@@ -43,13 +32,8 @@ void exercise(const bitnet::gguf::File& f) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const int fd = memory_file();
-  if (fd < 0 || ftruncate(fd, 0) != 0 || pwrite(fd, data, size, 0) != static_cast<ssize_t>(size)) {
-    std::perror("fuzz_gguf: memfd");
-    std::abort();
-  }
   try {
-    auto f = bitnet::gguf::File::open("/proc/self/fd/" + std::to_string(fd));
+    auto f = bitnet::gguf::File::open(bitnet_fuzz::memory_file(data, size));
     exercise(*f);
   } catch (const bitnet::Error&) {
   }
