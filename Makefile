@@ -41,13 +41,12 @@ test: test-deps
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
 # The suite built again with AddressSanitizer + UndefinedBehaviorSanitizer (separate build dir);
-# any report fails the test that caused it.
+# any report fails (scripts/sanitized-ctest.sh: reports of the bitnet processes CLI tests start too).
 test-sanitize: test-deps
 	@cmake -S . -B $(SANITIZE_DIR) -DCMAKE_BUILD_TYPE=Release --log-level=WARNING -DBITNET_SANITIZE=ON \
 	  -DBITNET_BUILD_TESTS=ON -DBITNET_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(SANITIZE_DIR) -j $(JOBS)
-	@cd $(SANITIZE_DIR) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  ctest --output-on-failure -j $(JOBS) -E '$(SANITIZE_EXCLUDE)'
+	@bash scripts/sanitized-ctest.sh $(SANITIZE_DIR) -j $(JOBS) -E '$(SANITIZE_EXCLUDE)'
 
 # The libFuzzer targets (clang, with ASan + UBSan; separate build dir), each run for FUZZ_SECONDS
 # from its seeds under tests/fuzz/corpus/; fails on any finding (scripts/fuzz.sh).
