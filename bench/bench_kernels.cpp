@@ -29,10 +29,21 @@ std::vector<uint8_t> random_packed_matrix(int64_t m, int64_t k, std::mt19937& rn
   return w;
 }
 
-void bench_ternary(benchmark::State& state, const Kernels* kern, int64_t m, int64_t k, int64_t n_tokens) {
+// The ternary product on an M x K matrix in the runtime layout, or with `tq1` in TQ1_0 blocks
+// (random code bytes: every byte value is five valid digits).
+void bench_ternary(benchmark::State& state, const Kernels* kern, int64_t m, int64_t k, int64_t n_tokens, bool tq1) {
   std::mt19937 rng(1);
-  const size_t stride = ternary_row_stride(k), matrix_bytes = m * stride;
-  const std::vector<uint8_t> one = random_packed_matrix(m, k, rng);
+  const size_t stride = tq1 ? tq1_row_bytes(k) : ternary_row_stride(k), matrix_bytes = m * stride;
+  std::vector<uint8_t> one = random_packed_matrix(m, k, rng);
+  if (tq1) {
+    one.resize(matrix_bytes);
+    std::uniform_int_distribution<int> byte(0, 255);
+    for (uint8_t& b : one) b = (uint8_t)byte(rng);
+    for (size_t block = 0; block < matrix_bytes / kTq1BlockBytes; ++block) {  // d = 0.5 everywhere
+      one[block * kTq1BlockBytes + 52] = 0x00;
+      one[block * kTq1BlockBytes + 53] = 0x38;
+    }
+  }
   // Copies of the matrix, so that a GEMV reads its weights from memory rather than a cache.
   const size_t copies = n_tokens == 1 ? std::max<size_t>(1, kColdPoolBytes / matrix_bytes) : 1;
   std::vector<uint8_t> pool(copies * matrix_bytes);
@@ -49,14 +60,14 @@ void bench_ternary(benchmark::State& state, const Kernels* kern, int64_t m, int6
   }
   size_t copy = 0;
   for (auto _ : state) {
-    const TernaryGemmArgs a{&pool[copy * matrix_bytes], stride, row_scale.data(), kp, q.data(), (size_t)kp,
+    const TernaryGemmArgs a{&pool[copy * matrix_bytes], stride, tq1 ? nullptr : row_scale.data(), kp, q.data(), (size_t)kp,
                             act_scale.data(), act_sum.data(), n_tokens, y.data(), (size_t)m, 0, m};
-    kern->ternary_gemm(a);
+    (tq1 ? kern->tq1_gemm : kern->ternary_gemm)(a);
     benchmark::DoNotOptimize(y.data());
     copy = (copy + 1) % copies;
   }
   const double iters = (double)state.iterations();
-  state.counters["bytes/s"] = benchmark::Counter(iters * (double)(m * ternary_row_bytes(k)), benchmark::Counter::kIsRate);
+  state.counters["bytes/s"] = benchmark::Counter(iters * (double)(m * (tq1 ? stride : ternary_row_bytes(k))), benchmark::Counter::kIsRate);
   state.counters["MACs/s"] = benchmark::Counter(iters * (double)(m * k * n_tokens), benchmark::Counter::kIsRate);
 }
 
@@ -108,11 +119,13 @@ const bool registered = [] {
       for (const Shape& s : shapes) {
         // The scalar reference at 64 tokens takes seconds per call; its GEMV is enough to compare.
         if (isa == Isa::Scalar && n_tokens > 1) continue;
-        const std::string label = "ternary_gemm/" + name + "/" + std::to_string(s.m) + "x" + std::to_string(s.k) +
-                                  "/tokens:" + std::to_string(n_tokens);
-        benchmark::RegisterBenchmark(label.c_str(), bench_ternary, kern, s.m, s.k, n_tokens)
-            ->Unit(benchmark::kMicrosecond)
-            ->UseRealTime();
+        for (bool tq1 : {false, true}) {
+          const std::string label = std::string(tq1 ? "tq1_gemm/" : "ternary_gemm/") + name + "/" + std::to_string(s.m) +
+                                    "x" + std::to_string(s.k) + "/tokens:" + std::to_string(n_tokens);
+          benchmark::RegisterBenchmark(label.c_str(), bench_ternary, kern, s.m, s.k, n_tokens, tq1)
+              ->Unit(benchmark::kMicrosecond)
+              ->UseRealTime();
+        }
       }
     for (int64_t k : {2560, 6912})
       benchmark::RegisterBenchmark(("quantize_row_i8/" + name + "/" + std::to_string(k)).c_str(), bench_quantize, kern, k)
