@@ -22,10 +22,12 @@ struct Tq1MaddubsDot {
   }
 };
 
-// Digit codes 0..2 of every byte of m: [m >= 86] + [m >= 171], from unsigned compares (max + eq).
+// Digit codes 0..2 of every byte of m: [m >= 86] + [m >= 171], as signed compares of m - 128
+// (m > 85 and m > 170), whose -1 masks are subtracted from 0.
 [[gnu::always_inline]] inline __m256i tq1_digits_256(__m256i m) {
-  const __m256i ge1 = _mm256_cmpeq_epi8(_mm256_max_epu8(m, _mm256_set1_epi8(86)), m);
-  const __m256i ge2 = _mm256_cmpeq_epi8(_mm256_max_epu8(m, _mm256_set1_epi8((char)171)), m);
+  const __m256i s = _mm256_xor_si256(m, _mm256_set1_epi8((char)0x80));
+  const __m256i ge1 = _mm256_cmpgt_epi8(s, _mm256_set1_epi8((char)(85 ^ 0x80)));
+  const __m256i ge2 = _mm256_cmpgt_epi8(s, _mm256_set1_epi8((char)(170 ^ 0x80)));
   return _mm256_sub_epi8(_mm256_sub_epi8(_mm256_setzero_si256(), ge1), ge2);
 }
 
