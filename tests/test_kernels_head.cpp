@@ -305,8 +305,9 @@ TEST(HeadGemm, BackendsMatchScalar) {
   const HeadKernels& scalar = *head_kernels_for(Isa::Scalar);
   for (const HeadKernels* kn : head_backends())
     for (HeadType type : kTypes)
-      for (int64_t k : {256, 512, 2560})
-        for (int64_t n : {1, 2, 3, 5, 8}) {
+      for (int64_t k : {77, 256, 512, 2560, 2563})
+        for (int64_t n : {1, 2, 3, 4, 5, 7, 8, 16}) {
+          if (k % head_block_values(type) != 0) continue;  // F16 rows of any length
           SCOPED_TRACE(std::string(isa_name(kn->isa)) + " " + type_label(type) + " K=" + std::to_string(k) +
                        " n=" + std::to_string(n));
           const int64_t rows = 13, m0 = 2, m1 = 11;  // odd row counts, a sub-range
@@ -322,6 +323,39 @@ TEST(HeadGemm, BackendsMatchScalar) {
               ASSERT_NEAR(y[at], expected[at], std::ldexp(p.magnitude[t * rows + m], -18)) << "t=" << t << " m=" << m;
             }
         }
+}
+
+// A token's outputs are bit-identical whether it is computed alone, in any sub-batch or in the
+// whole batch, over any row range (the engine's batch invariance rests on this).
+TEST(HeadGemm, TokenResultsDoNotDependOnTheBatch) {
+  for (const HeadKernels* kn : head_backends())
+    for (HeadType type : kTypes)
+      for (int64_t k : {256, 2560, 2563}) {
+        if (k % head_block_values(type) != 0) continue;
+        SCOPED_TRACE(std::string(isa_name(kn->isa)) + " " + type_label(type) + " K=" + std::to_string(k));
+        const int64_t rows = 37, n = 16;
+        const Problem p = make_problem(type, rows, k, n, (uint32_t)(k * 7 + 1));
+        const std::vector<float> whole = run(*kn, p, 0, rows);
+        for (int64_t first = 0; first < n; first += 3)
+          for (int64_t count : {1, 2, 3, 5}) {
+            if (first + count > n) continue;
+            const int64_t m0 = first % 5, m1 = rows - first % 3;
+            std::vector<float> y((size_t)(count * rows), -1.0f);
+            const HeadGemmArgs a{p.w.data(), p.row_bytes, p.k, p.acts.data() + first * p.act_stride, p.act_stride,
+                                 count, y.data(), (size_t)rows, m0, m1};
+            switch (type) {
+              case HeadType::F16: kn->gemm_f16(a); break;
+              case HeadType::Q8_0: kn->gemm_q8_0(a); break;
+              case HeadType::Q6_K: kn->gemm_q6_k(a); break;
+            }
+            for (int64_t t = 0; t < count; ++t)
+              for (int64_t m = m0; m < m1; ++m) {
+                const float got = y[(size_t)(t * rows + m)], want = whole[(size_t)((first + t) * (rows + 3) + m)];
+                ASSERT_EQ(std::memcmp(&got, &want, sizeof(float)), 0)
+                    << "token " << first + t << " row " << m << " in a batch of " << count << ": " << got << " vs " << want;
+              }
+          }
+      }
 }
 
 // With unit scales and small values every partial sum is an exactly representable integer, so any

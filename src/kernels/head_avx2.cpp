@@ -19,39 +19,69 @@ using namespace kernels_impl;
 
 // ---- F16 ----
 
-template <int T>
+// R rows x T tokens: each 8-value chunk of a row is converted once for all T tokens, each token's
+// chunk is loaded once for all R rows. Every (row, token) dot product has one accumulator summed in
+// chunk order, then the scalar tail: the same operations whatever R and T, so a token's logits do
+// not depend on the batch around it (batch invariance); the latency of the FMA chains is hidden by
+// the R x T independent products instead.
+template <int R, int T>
 void f16_tile(const HeadGemmArgs& a, int64_t m, int64_t t0) {
-  // Independent accumulators per token, to hide FMA latency. The same count for every T, so that a
-  // token's sum runs in one order whether it is computed alone or in a tile (batch invariance).
-  constexpr int U = 4;
-  const auto* row = reinterpret_cast<const uint16_t*>(a.w + (size_t)m * a.row_bytes);
+  const uint16_t* row[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) row[r] = reinterpret_cast<const uint16_t*>(a.w + (size_t)(m + r) * a.row_bytes);
   const float* x[T];
 #pragma GCC unroll 8
   for (int t = 0; t < T; ++t) x[t] = reinterpret_cast<const float*>(token_acts(a, t0 + t));
-  __m256 acc[T][U];
+  __m256 acc[R][T];
 #pragma GCC unroll 8
-  for (int t = 0; t < T; ++t)
+  for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
-    for (int u = 0; u < U; ++u) acc[t][u] = _mm256_setzero_ps();
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
   int64_t i = 0;
-  for (; i + 8 * U <= a.k; i += 8 * U) {
-    prefetch_ahead(row + i, 1);  // 16 * U <= 64 bytes per step
+  for (; i + 8 <= a.k; i += 8) {
+    if (i % 32 == 0)  // one 64-byte line of each row per 32 values
 #pragma GCC unroll 8
-    for (int u = 0; u < U; ++u) {
-      const __m256 w = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(row + i + 8 * u)));
+      for (int r = 0; r < R; ++r) prefetch_ahead(row[r] + i, 1);
+    __m256 xs[T];
 #pragma GCC unroll 8
-      for (int t = 0; t < T; ++t) acc[t][u] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x[t] + i + 8 * u), acc[t][u]);
+    for (int t = 0; t < T; ++t) xs[t] = _mm256_loadu_ps(x[t] + i);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m256 w = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(row[r] + i)));
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(w, xs[t], acc[r][t]);
     }
   }
 #pragma GCC unroll 8
-  for (int t = 0; t < T; ++t) {
-    __m256 sum = acc[t][0];
+  for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
-    for (int u = 1; u < U; ++u) sum = _mm256_add_ps(sum, acc[t][u]);
-    float total = reduce_add(sum);
-    for (int64_t j = i; j < a.k; ++j) total += _cvtsh_ss(row[j]) * x[t][j];
-    a.y[(size_t)(t0 + t) * a.y_stride + m] = total;
-  }
+    for (int t = 0; t < T; ++t) {
+      float total = reduce_add(acc[r][t]);
+      for (int64_t j = i; j < a.k; ++j) total += _cvtsh_ss(row[r][j]) * x[t][j];
+      a.y[(size_t)(t0 + t) * a.y_stride + m + r] = total;
+    }
+}
+
+// Rows in groups of R (the rest one by one), each group over all tokens in tiles of T (the rest in
+// one smaller tile).
+template <int R, int T>
+void f16_rows(const HeadGemmArgs& a) {
+  auto tokens = [&]<int Rows>(int64_t m) {
+    int64_t t = 0;
+    for (; t + T <= a.n_tokens; t += T) f16_tile<Rows, T>(a, m, t);
+    const int64_t left = a.n_tokens - t;
+    if constexpr (T > 1)
+      if (left > 0) {
+        if constexpr (T > 3)
+          if (left == 3) return f16_tile<Rows, 3>(a, m, t);
+        if constexpr (T > 2)
+          if (left == 2) return f16_tile<Rows, 2>(a, m, t);
+        f16_tile<Rows, 1>(a, m, t);
+      }
+  };
+  int64_t m = a.m0;
+  for (; m + R <= a.m1; m += R) tokens.template operator()<R>(m);
+  for (; m < a.m1; ++m) tokens.template operator()<1>(m);
 }
 
 // ---- Q8_0 ----
@@ -148,9 +178,15 @@ void q6_k_tile(const HeadGemmArgs& a, int64_t m, int64_t t0) {
   for (int t = 0; t < T; ++t) a.y[(size_t)(t0 + t) * a.y_stride + m] = reduce_add(acc[t]);
 }
 
+// Tiles of at least 8 products (chains in flight) within the 16 registers: accumulators, the
+// tokens' chunks and one converted row chunk.
 void gemm_f16(const HeadGemmArgs& a) {
-  // 2 tokens x 4 accumulators fit the 16 registers
-  for_each_fixed_tile<2>(a, [&]<int T>(int64_t m, int64_t t0) { f16_tile<T>(a, m, t0); });
+  switch (a.n_tokens) {
+    case 1: return f16_rows<8, 1>(a);
+    case 2: return f16_rows<4, 2>(a);
+    case 3: return f16_rows<3, 3>(a);
+    default: return f16_rows<2, 4>(a);
+  }
 }
 void gemm_q8_0(const HeadGemmArgs& a) {
   for_each_fixed_tile<4>(a, [&]<int T>(int64_t m, int64_t t0) { q8_0_tile<T>(a, m, t0); });
