@@ -21,7 +21,6 @@ namespace bitnet::server {
 class ClientConnection {
  public:
   explicit ClientConnection(const httplib::Request& req);  // finds the socket
-  bool found() const { return fd_ >= 0; }
   // True once the client has closed the connection or it failed: the next read would give
   // end-of-file or an error. Bytes of a pipelined next request count as connected. Never blocks;
   // false when the socket was not found.
