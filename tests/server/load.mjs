@@ -69,7 +69,16 @@ const results = [];
 const errors = [];     // of requests started after the kill (or all, without --kill)
 const inFlight = [];   // errors of requests that were running when the replica was killed
 let killedAt = Infinity;
-if (killPid) setTimeout(() => { process.kill(Number(killPid), "SIGKILL"); killedAt = performance.now(); }, killAfter * 1000);
+// A killed process takes a moment to die; until its sockets are closed a balancer may still hand it
+// a request, so "after the kill" starts when it is gone (or a zombie).
+const dead = (p) => {
+  try { return /^State:\s+Z/m.test(readFileSync(`/proc/${p}/status`, "utf8")); } catch { return true; }
+};
+if (killPid) setTimeout(async () => {
+  process.kill(Number(killPid), "SIGKILL");
+  while (!dead(killPid)) await new Promise((r) => setTimeout(r, 2));
+  killedAt = performance.now();
+}, killAfter * 1000);
 const deadline = performance.now() + seconds * 1000;
 const t0 = performance.now();
 await Promise.all(Array.from({ length: clients }, async (_, i) => {
