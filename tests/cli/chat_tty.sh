@@ -9,8 +9,10 @@ SRC=$2
 MODEL=$(realpath "$SRC/models/bitnet-demo-stories.gguf")  # the project's own trained model
 command -v tmux >/dev/null || { echo "skip: tmux is not installed"; exit 77; }
 WORK=$(mktemp -d "$PWD/chat_tty.XXXXXX")
-SOCK="bitnet-chat-tty-$$"
-trap 'tmux -L "$SOCK" kill-server 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# tmux's sockets in a short private directory (a socket path has at most 107 bytes), removed at exit.
+export TMUX_TMPDIR=$(mktemp -d /tmp/bitnet-chat-tty.XXXXXX)
+SOCK="t"
+trap 'tmux -L "$SOCK" kill-server 2>/dev/null || true; rm -rf "$WORK" "$TMUX_TMPDIR"' EXIT
 fail() {
   echo "FAIL: $*"
   echo "--- pane:"; tmux -L "$SOCK" capture-pane -p -t t 2>/dev/null | grep -v '^$' | tail -20 || true
@@ -19,8 +21,13 @@ fail() {
 }
 
 # Starts a command in a fresh terminal; its stderr goes to $WORK/err, its exit code to $WORK/rc.
+# Each terminal gets its own tmux server: a new session on a server that is still exiting after
+# kill-server fails with "server exited unexpectedly".
+STARTS=0
 start() {
   tmux -L "$SOCK" kill-server 2>/dev/null || true
+  STARTS=$((STARTS + 1))
+  SOCK="t$STARTS"
   rm -f "$WORK/err" "$WORK/rc"
   printf '%q ' "$@" > "$WORK/cmd"
   tmux -L "$SOCK" new-session -d -s t -x 150 -y 50 \
