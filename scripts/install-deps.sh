@@ -23,7 +23,7 @@ test_only=(
 # The server tests' clients (tests/server: the openai npm package, playwright-core) need node and
 # npm; a node from elsewhere (e.g. NodeSource, which bundles npm) is kept.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  packages+=(nodejs npm)
+  test_only+=(nodejs npm)
 fi
 
 # Debian's PyTorch, and OpenBLAS in place of the reference BLAS it links (17x faster training).

@@ -107,8 +107,11 @@ try {
   await slowPage.click("#stop");
   await slowPage.waitForSelector("#send", { state: "visible" });
   const stopped = await long.textContent();
-  const idleMs = await waitIdle(slow, 2000);
-  check("stop frees the server's slot", idleMs >= 0 && idleMs < 500, `${idleMs} ms`);
+  // The server notices at its next token write; under load one token of this model can take
+  // hundreds of ms (500 ms failed on the shared 2-core machine), while the uncancelled reply
+  // would run for many seconds more.
+  const idleMs = await waitIdle(slow, 5000);
+  check("stop frees the server's slot", idleMs >= 0 && idleMs < 3000, `${idleMs} ms`);
   check("stopped reply is marked done", (await long.getAttribute("data-done")) === "1");
   await slowPage.waitForTimeout(300);
   check("reply stops growing after stop", (await long.textContent()) === stopped);
