@@ -74,6 +74,7 @@ TEST(ServerProtocol, BadRequestsName400AndTheField) {
       {"", "empty"},
       {"{", "malformed JSON"},
       {"[]", "JSON object"},
+      {R"({"max_tokens":6e66666})", "malformed JSON"},  // fuzz_http: a number out of double's range
       {"{}", "'messages' is required"},
       {R"({"messages":{}})", "'messages' must be an array"},
       {R"({"messages":[]})", "at least one"},

@@ -137,6 +137,7 @@ void encode_i2s(const int8_t* values, int64_t n, uint8_t* out) {
   if (n < 0 || n % kI2sBlock != 0)
     throw Error("encode_i2s: " + std::to_string(n) + " values is not a multiple of 128");
   require_ternary(values, n, "encode_i2s");
+  if (n == 0) return;  // out may be null (an empty buffer's data()), which memset must not get
   std::memset(out, 0, (size_t)n / 4);
   for (int64_t i = 0; i < n; ++i) {
     const int64_t g = i / kI2sBlock, j = i % kI2sBlock;

@@ -93,7 +93,7 @@ json parse_body(const std::string& body) {
   json j;
   try {
     j = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e99999
     bad(std::string("malformed JSON in the request body: ") + e.what());
   }
   if (!j.is_object()) bad("the request body must be a JSON object");
