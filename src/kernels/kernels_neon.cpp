@@ -9,26 +9,9 @@
 #include "kernels/tq1_internal.h"
 
 namespace bitnet::kernels_impl {
-namespace {
 
-// vmull/vmlal widen each code x activation product to i16; vpadal folds pairs into i32.
-struct MlalDot {
-  using Partial = int16x8_t;
-  // One i16 lane gains 16 products of at most 3 * 128 per block, so 4 blocks stay below 32768.
-  static constexpr int64_t kFlushBlocks = 4;
-  static constexpr int kGemmRows = 2, kGemmTokens = 4;
-  [[gnu::always_inline]] static Partial zero() { return vdupq_n_s16(0); }
-  [[gnu::always_inline]] static Partial step(Partial p, const int8x16_t codes[2], int8x16_t a0, int8x16_t a1) {
-    p = vmlal_s8(p, vget_low_s8(codes[0]), vget_low_s8(a0));
-    p = vmlal_high_s8(p, codes[0], a0);
-    p = vmlal_s8(p, vget_low_s8(codes[1]), vget_low_s8(a1));
-    return vmlal_high_s8(p, codes[1], a1);
-  }
-  [[gnu::always_inline]] static int32x4_t widen(int32x4_t acc, Partial p) { return vpadalq_s16(acc, p); }
-};
-
-}  // namespace
-
+// An i16 lane gains 16 products of at most 3 * 128 per I2_S block, so 4 blocks stay below 32768.
+constexpr int64_t kI2sFlushBlocks = 4;
 namespace neon {
 
 void quantize_row_i8(const float* x, int64_t k, int64_t kp, int8_t* q, float* act_scale, int32_t* act_sum) {
@@ -104,7 +87,7 @@ void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
 }  // namespace neon
 
 const Kernels kNeonKernels = {
-    Isa::NEON,         neon::quantize_row_i8,  ternary_gemm_neon<MlalDot>, tq1_gemm_neon, neon::dot_f32,
+    Isa::NEON,         neon::quantize_row_i8,  ternary_gemm_neon<MlalDot<kI2sFlushBlocks>>, tq1_gemm_neon, neon::dot_f32,
     neon::dot_f16_f32, neon::fp32_to_fp16_row, neon::fp16_to_fp32_row, neon::axpy_f16,
 };
 

@@ -3,6 +3,8 @@
 #pragma once
 #include <arm_neon.h>
 
+#include <limits>
+
 #include "kernels/kernels_internal.h"
 
 namespace bitnet::kernels_impl {
@@ -29,6 +31,40 @@ namespace {
 [[gnu::always_inline]] inline float32x4_t neon_load_f16(const uint16_t* p) {
   return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)));
 }
+
+// The int8 dot steps of the NEON ternary tiles (I2_S and TQ1_0), on codes (0..2 as signed bytes)
+// and activations. MlalDot: vmull/vmlal widen each product to i16, vpadal folds pairs into i32;
+// the caller gives how many blocks an i16 lane may take before it must be folded.
+template <int64_t FlushBlocks>
+struct MlalDot {
+  using Partial = int16x8_t;
+  static constexpr int64_t kFlushBlocks = FlushBlocks;
+  static constexpr int kGemmRows = 2, kGemmTokens = 4;
+  [[gnu::always_inline]] static Partial zero() { return vdupq_n_s16(0); }
+  [[gnu::always_inline]] static Partial step(Partial p, const int8x16_t codes[2], int8x16_t a0, int8x16_t a1) {
+    p = vmlal_s8(p, vget_low_s8(codes[0]), vget_low_s8(a0));
+    p = vmlal_high_s8(p, codes[0], a0);
+    p = vmlal_s8(p, vget_low_s8(codes[1]), vget_low_s8(a1));
+    return vmlal_high_s8(p, codes[1], a1);
+  }
+  [[gnu::always_inline]] static int32x4_t widen(int32x4_t acc, Partial p) { return vpadalq_s16(acc, p); }
+};
+
+#if defined(__ARM_FEATURE_DOTPROD)
+// SDOT accumulates in i32: a lane gains at most 32 * 3 * 128 = 12288 per block, so a row of up to
+// 22M values cannot overflow and the partial sum never needs an early fold; i32 accumulators need
+// no i16 partials beside them, which leaves registers for 4 x 4 tiles.
+struct SdotDot {
+  using Partial = int32x4_t;
+  static constexpr int64_t kFlushBlocks = std::numeric_limits<int64_t>::max();
+  static constexpr int kGemmRows = 4, kGemmTokens = 4;
+  [[gnu::always_inline]] static Partial zero() { return vdupq_n_s32(0); }
+  [[gnu::always_inline]] static Partial step(Partial p, const int8x16_t codes[2], int8x16_t a0, int8x16_t a1) {
+    return vdotq_s32(vdotq_s32(p, codes[0], a0), codes[1], a1);
+  }
+  [[gnu::always_inline]] static int32x4_t widen(int32x4_t acc, Partial p) { return vaddq_s32(acc, p); }
+};
+#endif
 
 // Computes rows x tokens outputs starting at (m, n); Rows x Tokens accumulators live in registers.
 // Dot supplies the int8 step on codes (0..2, as signed bytes) and signed activations:

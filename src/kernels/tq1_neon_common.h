@@ -5,6 +5,7 @@
 #pragma once
 #include <arm_neon.h>
 
+#include "kernels/kernels_neon_common.h"
 #include "kernels/tq1_internal.h"
 
 namespace bitnet::kernels_impl {
