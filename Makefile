@@ -15,7 +15,7 @@ SANITIZE_DIR ?= build-sanitize
 SANITIZE_EXCLUDE ?= ^cli_arm_kernels$$
 
 FUZZ_DIR ?= build-fuzz
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 60
 
 .PHONY: all build build-all deps test-deps test test-sanitize fuzz run bench demo-model install clean
 
@@ -48,8 +48,8 @@ test-sanitize: test-deps
 	@cmake --build $(SANITIZE_DIR) -j $(JOBS)
 	@bash scripts/sanitized-ctest.sh $(SANITIZE_DIR) -j $(JOBS) -E '$(SANITIZE_EXCLUDE)'
 
-# The libFuzzer targets (clang, with ASan + UBSan; separate build dir), each run for FUZZ_SECONDS
-# from its seeds under tests/fuzz/corpus/; fails on any finding (scripts/fuzz.sh).
+# The libFuzzer targets (clang, with ASan + UBSan; separate build dir), each run from its seeds
+# under tests/fuzz/corpus/ for a fixed-seed 60000 inputs (at most FUZZ_SECONDS); fails on any finding (scripts/fuzz.sh).
 fuzz: test-deps
 	@cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=Release --log-level=WARNING -DCMAKE_CXX_COMPILER=clang++ \
 	  -DBITNET_FUZZ=ON -DBITNET_BUILD_TESTS=OFF -DBITNET_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
