@@ -25,7 +25,11 @@ constexpr int64_t kPrefetchTiles = 4;
 //   step(part, codes, act) -> part   adds the products of one run into a partial sum,
 //   widen(acc, part) -> acc          folds a partial sum into the i32 accumulator,
 //   kFlushBlocks                     blocks a partial sum may take before it must be folded,
-//   kGemmRows, kGemmTokens           the tile for batches.
+//   kCodesPerRow                     decode order (below).
+// With kCodesPerRow, each row's codes are decoded right before its Tokens steps, which read their
+// activations straight from memory: one code register live instead of Rows, and no accumulator
+// spills (measured on Zen 3 AVX2: 1.4x at 8 and 16 tokens). Otherwise all rows' codes are decoded
+// first and each activation vector is loaded once for the Rows steps that use it.
 template <class Dot, int Rows, int Tokens>
 void ternary_tile_256(const TernaryGemmArgs& a, int64_t m, int rows, int64_t n, int tokens) {
   const uint8_t* w[Rows];
@@ -57,15 +61,25 @@ void ternary_tile_256(const TernaryGemmArgs& a, int64_t m, int rows, int64_t n, 
       }
 #pragma GCC unroll 4
       for (int run = 0; run < 4; ++run) {  // values 32*run .. 32*run+31 of the block
-        __m256i codes[Rows];
+        if constexpr (Dot::kCodesPerRow) {
 #pragma GCC unroll 16
-        for (int r = 0; r < Rows; ++r)
-          codes[r] = _mm256_and_si256(_mm256_srli_epi16(packed[r], 6 - 2 * run), mask);
+          for (int r = 0; r < Rows; ++r) {
+            const __m256i codes = _mm256_and_si256(_mm256_srli_epi16(packed[r], 6 - 2 * run), mask);
 #pragma GCC unroll 16
-        for (int t = 0; t < Tokens; ++t) {
-          const __m256i act = _mm256_loadu_si256((const __m256i*)(q[t] + b * 128 + 32 * run));
+            for (int t = 0; t < Tokens; ++t)
+              part[r][t] = Dot::step(part[r][t], codes, _mm256_loadu_si256((const __m256i*)(q[t] + b * 128 + 32 * run)));
+          }
+        } else {
+          __m256i codes[Rows];
 #pragma GCC unroll 16
-          for (int r = 0; r < Rows; ++r) part[r][t] = Dot::step(part[r][t], codes[r], act);
+          for (int r = 0; r < Rows; ++r)
+            codes[r] = _mm256_and_si256(_mm256_srli_epi16(packed[r], 6 - 2 * run), mask);
+#pragma GCC unroll 16
+          for (int t = 0; t < Tokens; ++t) {
+            const __m256i act = _mm256_loadu_si256((const __m256i*)(q[t] + b * 128 + 32 * run));
+#pragma GCC unroll 16
+            for (int r = 0; r < Rows; ++r) part[r][t] = Dot::step(part[r][t], codes[r], act);
+          }
         }
       }
     }
@@ -118,7 +132,8 @@ void ternary_gemv_256(const TernaryGemmArgs& a) {
   }
 }
 
-// One token: ternary_gemv_256; prefill: the tile shape the Dot step measured fastest with.
+// One token: ternary_gemv_256; batches: Dot::kGemmRows x Dot::kGemmTokens tiles (the AVX-VNNI
+// backend; the AVX2 one picks its tiles per batch size, see kernels_avx2.cpp).
 template <class Dot>
 void ternary_gemm_256(const TernaryGemmArgs& a) {
   if (a.n_tokens == 1)
