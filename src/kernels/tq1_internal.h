@@ -53,21 +53,32 @@ inline float tq1_row_scale(const TernaryGemmArgs& a, int64_t m) {
   return fp16_to_fp32(d0) * a.scale_mul;
 }
 
-// The SIMD backends read activations rearranged to follow the digits: per block, for each digit
-// n = 0..4, 32 bytes for qs[0..31] (values 32n..32n+31), then 32 bytes for qs[32..47] and qh[0..3]
-// (values 160+16n..160+16n+15, then 240+4n..240+4n+3), the last 12 bytes and qh's fifth digit
-// zero. A block's weight bytes loaded as [qs[0..31] | qs[32..47], qh, zeros] then line up with
-// these 64 bytes at every digit.
-constexpr int64_t kTq1ActBlock = 320;
+// The SIMD backends read activations rearranged to follow the digits, per group of up to 8
+// blocks (2048 values; a last, shorter group is padded with zero activations):
+// - [0, 1280): block i's qs[0..31], 160 bytes each: per digit n = 0..4, values 32n..32n+31;
+// - [1280, 1920): blocks 2p and 2p+1's qs[32..47], 160 bytes per pair p: per digit n, block 2p's
+//   values 160+16n..160+16n+15, then block 2p+1's;
+// - [1920, 2048): the 8 blocks' qh: per digit n = 0..3, for each block i its values
+//   240+4n..240+4n+3.
+// So 32 weight bytes - one block's qs[0..31], two blocks' qs[32..47], or eight blocks' qh - line
+// up with 32 arranged activations at every digit, with no byte wasted on full groups.
+constexpr int64_t kTq1Group = 8, kTq1ActGroup = 2048;
+constexpr int64_t kTq1ActPairs = 1280, kTq1ActQh = 1920;
+
+// The arranged length of a row of k values (k a multiple of 256).
+inline int64_t tq1_arranged_length(int64_t k) {
+  return (k / kTq1Block + kTq1Group - 1) / kTq1Group * kTq1ActGroup;
+}
 
 inline void tq1_arrange_row(const int8_t* q, int64_t k, int8_t* out) {
-  for (int64_t b = 0; b < k / kTq1Block; ++b, q += kTq1Block, out += kTq1ActBlock) {
-    std::memset(out, 0, kTq1ActBlock);
+  std::memset(out, 0, (size_t)tq1_arranged_length(k));
+  for (int64_t b = 0; b < k / kTq1Block; ++b, q += kTq1Block) {
+    int8_t* group = out + b / kTq1Group * kTq1ActGroup;
+    const int64_t i = b % kTq1Group;
     for (int n = 0; n < 5; ++n) {
-      int8_t* o = out + 64 * n;
-      std::memcpy(o, q + 32 * n, 32);
-      std::memcpy(o + 32, q + 160 + 16 * n, 16);
-      if (n < 4) std::memcpy(o + 48, q + 240 + 4 * n, 4);
+      std::memcpy(group + 160 * i + 32 * n, q + 32 * n, 32);
+      std::memcpy(group + kTq1ActPairs + 160 * (i / 2) + 32 * n + 16 * (i % 2), q + 160 + 16 * n, 16);
+      if (n < 4) std::memcpy(group + kTq1ActQh + 32 * n + 4 * i, q + 240 + 4 * n, 4);
     }
   }
 }
@@ -76,7 +87,7 @@ inline void tq1_arrange_row(const int8_t* q, int64_t k, int8_t* out) {
 // q_stride point at them (act_sum and act_scale are unchanged: the same values, reordered).
 inline TernaryGemmArgs tq1_arranged(const TernaryGemmArgs& a) {
   thread_local std::vector<int8_t> buffer;
-  const size_t stride = (size_t)(a.kp / kTq1Block * kTq1ActBlock);
+  const size_t stride = (size_t)tq1_arranged_length(a.kp);
   if (buffer.size() < stride * (size_t)a.n_tokens) buffer.resize(stride * (size_t)a.n_tokens);
   for (int64_t n = 0; n < a.n_tokens; ++n) tq1_arrange_row(a.q + n * a.q_stride, a.kp, buffer.data() + n * stride);
   TernaryGemmArgs out = a;

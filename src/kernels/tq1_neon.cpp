@@ -4,8 +4,8 @@
 
 namespace bitnet::kernels_impl {
 
-// A step adds 4 products of at most 2 * 128 to an i16 lane, a TQ1_0 block 10 steps: 3 blocks stay
-// below 32768.
+// A step (one run of 32 codes) adds 4 products of at most 2 * 128 to an i16 lane: 30 steps (the
+// tile counts 10 a block) stay below 32768.
 void tq1_gemm_neon(const TernaryGemmArgs& a) { tq1_gemm_neon_with<MlalDot<3>>(a); }
 
 }  // namespace bitnet::kernels_impl

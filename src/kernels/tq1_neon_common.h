@@ -1,7 +1,7 @@
 // Private to the two NEON TQ1_0 products: the tile they share, parameterised on the int8 dot
-// step (see tq1_internal.h for the layout and the digit rule; internal linkage only). A block's
-// codes are two pairs of q registers, qs[0..31] and [qs[32..47], qh, zeros], each lining up with
-// 32 of the 64 arranged activations of a digit.
+// step (see tq1_internal.h for the group layout and the digit rule; internal linkage only). The
+// 32 code bytes of a run - a block's qs[0..31], two blocks' qs[32..47], a group's qh - are two q
+// registers lining up with 32 arranged activations at every digit.
 #pragma once
 #include <arm_neon.h>
 
@@ -11,8 +11,18 @@
 namespace bitnet::kernels_impl {
 namespace {
 
+// The digit codes (0..2, as signed bytes) of the 32 code bytes x[0..1], which step to the next
+// digit (x -> 3x mod 256). The compare masks are -1 where true: digit = -(mask1 + mask2).
+[[gnu::always_inline]] inline void tq1_neon_digits(uint8x16_t x[2], int8x16_t codes[2]) {
+  for (int i = 0; i < 2; ++i) {
+    codes[i] = vnegq_s8(vreinterpretq_s8_u8(vaddq_u8(vcgeq_u8(x[i], vdupq_n_u8(86)), vcgeq_u8(x[i], vdupq_n_u8(171)))));
+    x[i] = vaddq_u8(x[i], vaddq_u8(x[i], x[i]));
+  }
+}
+
 // Dot: Partial, zero(), step(part, codes[2], a0, a1), widen(acc, part), kFlushBlocks, kGemmRows,
-// kGemmTokens, as the I2_S NEON tile's.
+// kGemmTokens, as the I2_S NEON tile's. A partial takes at most one group (8 blocks) between
+// folds, and fewer when Dot::kFlushBlocks says so.
 template <class Dot, int Rows, int Tokens>
 void tq1_tile_neon(const TernaryGemmArgs& a, int64_t m, int rows, int64_t n, int tokens) {
   using Partial = typename Dot::Partial;
@@ -21,46 +31,76 @@ void tq1_tile_neon(const TernaryGemmArgs& a, int64_t m, int rows, int64_t n, int
   for (int r = 0; r < Rows; ++r) w[r] = a.w + (m + (r < rows ? r : rows - 1)) * a.w_stride;
   for (int t = 0; t < Tokens; ++t) q[t] = a.q + (n + (t < tokens ? t : tokens - 1)) * a.q_stride;
   int32x4_t acc[Rows][Tokens];
+  Partial part[Rows][Tokens];
   for (int r = 0; r < Rows; ++r)
-    for (int t = 0; t < Tokens; ++t) acc[r][t] = vdupq_n_s32(0);
-  const uint8x16_t ge1 = vdupq_n_u8(86), ge2 = vdupq_n_u8(171);
-  const int64_t n_blocks = a.kp / kTq1Block;
-  for (int64_t b0 = 0; b0 < n_blocks; b0 += Dot::kFlushBlocks) {
-    const int64_t b1 = n_blocks - b0 > Dot::kFlushBlocks ? b0 + Dot::kFlushBlocks : n_blocks;
-    Partial part[Rows][Tokens];
-    for (int r = 0; r < Rows; ++r)
-      for (int t = 0; t < Tokens; ++t) part[r][t] = Dot::zero();
-    for (int64_t b = b0; b < b1; ++b) {
-      uint8x16_t mv[Rows][2][2];
-      for (int r = 0; r < Rows; ++r) {
-        const uint8_t* block = w[r] + b * (int64_t)kTq1BlockBytes;
-        uint32_t qh;
-        std::memcpy(&qh, block + kTq1Qh, 4);
-        mv[r][0][0] = vld1q_u8(block);
-        mv[r][0][1] = vld1q_u8(block + 16);
-        mv[r][1][0] = vld1q_u8(block + kTq1Qs1);
-        mv[r][1][1] = vreinterpretq_u8_u32(vsetq_lane_u32(qh, vdupq_n_u32(0), 0));
-      }
-      for (int d = 0; d < 5; ++d)
-        for (int h = 0; h < 2; ++h) {
-          int8x16_t codes[Rows][2];
-          for (int r = 0; r < Rows; ++r)
-            for (int i = 0; i < 2; ++i) {
-              uint8x16_t& x = mv[r][h][i];
-              // The compare masks are -1 where true: digit = -(mask1 + mask2).
-              codes[r][i] = vnegq_s8(vreinterpretq_s8_u8(vaddq_u8(vcgeq_u8(x, ge1), vcgeq_u8(x, ge2))));
-              x = vaddq_u8(x, vaddq_u8(x, x));
-            }
-          for (int t = 0; t < Tokens; ++t) {
-            const int8_t* act = q[t] + b * kTq1ActBlock + 64 * d + 32 * h;
-            const int8x16_t a0 = vld1q_s8(act), a1 = vld1q_s8(act + 16);
-            for (int r = 0; r < Rows; ++r) part[r][t] = Dot::step(part[r][t], codes[r], a0, a1);
-          }
-        }
+    for (int t = 0; t < Tokens; ++t) {
+      acc[r][t] = vdupq_n_s32(0);
+      part[r][t] = Dot::zero();
     }
+  // Steps since the last fold; a step adds one run of 32 codes (a block has 5 qs[0..31] runs, a
+  // pair of blocks 5 qs[32..47] runs, a group 4 qh runs).
+  int64_t steps = 0;
+  const int64_t max_steps = Dot::kFlushBlocks < kTq1Group ? Dot::kFlushBlocks * 10 : kTq1Group * 10;
+  const auto fold_before = [&](int64_t next) {
+    if (steps + next <= max_steps) return;
     for (int r = 0; r < Rows; ++r)
-      for (int t = 0; t < Tokens; ++t) acc[r][t] = Dot::widen(acc[r][t], part[r][t]);
+      for (int t = 0; t < Tokens; ++t) {
+        acc[r][t] = Dot::widen(acc[r][t], part[r][t]);
+        part[r][t] = Dot::zero();
+      }
+    steps = 0;
+  };
+  // Digits 0..digits-1 of x[r] against the activations at act[t].
+  const auto run = [&](uint8x16_t (&x)[Rows][2], const int8_t* const (&act)[Tokens], int digits) {
+    fold_before(digits);
+    for (int d = 0; d < digits; ++d) {
+      int8x16_t codes[Rows][2];
+      for (int r = 0; r < Rows; ++r) tq1_neon_digits(x[r], codes[r]);
+      for (int t = 0; t < Tokens; ++t) {
+        const int8x16_t a0 = vld1q_s8(act[t] + 32 * d), a1 = vld1q_s8(act[t] + 32 * d + 16);
+        for (int r = 0; r < Rows; ++r) part[r][t] = Dot::step(part[r][t], codes[r], a0, a1);
+      }
+    }
+    steps += digits;
+  };
+  const int64_t n_blocks = a.kp / kTq1Block;
+  for (int64_t g = 0; g < n_blocks; g += kTq1Group) {
+    const int64_t nb = n_blocks - g < kTq1Group ? n_blocks - g : kTq1Group;
+    const uint8_t* block[Rows];
+    for (int r = 0; r < Rows; ++r) block[r] = w[r] + g * (int64_t)kTq1BlockBytes;
+    const int8_t* group[Tokens];
+    for (int t = 0; t < Tokens; ++t) group[t] = q[t] + g / kTq1Group * kTq1ActGroup;
+    uint8x16_t x[Rows][2];
+    const int8_t* act[Tokens];
+    for (int64_t i = 0; i < nb; ++i) {
+      for (int r = 0; r < Rows; ++r) {
+        const uint8_t* p = block[r] + i * (int64_t)kTq1BlockBytes;
+        x[r][0] = vld1q_u8(p);
+        x[r][1] = vld1q_u8(p + 16);
+      }
+      for (int t = 0; t < Tokens; ++t) act[t] = group[t] + 160 * i;
+      run(x, act, 5);
+    }
+    for (int64_t i = 0; i < nb; i += 2) {
+      for (int r = 0; r < Rows; ++r) {
+        const uint8_t* p = block[r] + i * (int64_t)kTq1BlockBytes + kTq1Qs1;
+        x[r][0] = vld1q_u8(p);
+        x[r][1] = i + 1 < nb ? vld1q_u8(p + kTq1BlockBytes) : vdupq_n_u8(0);
+      }
+      for (int t = 0; t < Tokens; ++t) act[t] = group[t] + kTq1ActPairs + 80 * i;
+      run(x, act, 5);
+    }
+    for (int r = 0; r < Rows; ++r) {
+      uint32_t qh[8] = {};
+      for (int64_t i = 0; i < nb; ++i) std::memcpy(&qh[i], block[r] + i * (int64_t)kTq1BlockBytes + kTq1Qh, 4);
+      x[r][0] = vreinterpretq_u8_u32(vld1q_u32(qh));
+      x[r][1] = vreinterpretq_u8_u32(vld1q_u32(qh + 4));
+    }
+    for (int t = 0; t < Tokens; ++t) act[t] = group[t] + kTq1ActQh;
+    run(x, act, 4);
   }
+  for (int r = 0; r < Rows; ++r)
+    for (int t = 0; t < Tokens; ++t) acc[r][t] = Dot::widen(acc[r][t], part[r][t]);
   for (int r = 0; r < rows; ++r) {
     const float scale = tq1_row_scale(a, m + r);
     for (int t = 0; t < tokens; ++t)
