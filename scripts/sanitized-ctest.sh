@@ -2,15 +2,17 @@
 # Runs ctest in a sanitizer build (make test-sanitize) and fails when ctest fails or a sanitizer
 # reported anything, also in the bitnet processes the CLI tests start (a test may expect their
 # non-zero exit, so the exit code alone cannot tell): ASan's reports go to files under
-# BUILD_DIR/sanitizer-reports/; UBSan, which ignores log_path when combined with ASan (GCC 12),
-# is found by its "runtime error:" lines in the tests' full output (BUILD_DIR/sanitized-ctest.log,
-# ctest -V; the console shows the progress lines and the end of each failed test's output).
+# BUILD_DIR/sanitizer-reports/; UBSan, which ignores log_path when
+# combined with ASan (GCC 12), is found by its "runtime error:" lines in the tests' full output
+# (BUILD_DIR/sanitized-ctest.log, ctest -V; the console shows the progress lines and the end of
+# each failed test's output). The tests see BITNET_SANITIZED=1 (see tests/cli/flags.sh, server_load.sh).
 #   scripts/sanitized-ctest.sh BUILD_DIR [CTEST_ARGS...]
 set -uo pipefail
 build=$(cd "$1" && pwd)
 shift
 reports=$build/sanitizer-reports
 rm -rf "$reports" && mkdir -p "$reports"
+export BITNET_SANITIZED=1
 # verify_asan_link_order=0: the server test preloads a small open() shim ahead of libasan.
 export ASAN_OPTIONS=detect_leaks=1:verify_asan_link_order=0:log_path=$reports/asan
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1

@@ -2,8 +2,10 @@
 // a fixed time. Reports latency p50/p99 (whole request) and time to first token, aggregate
 // generated tokens/s, the error count and the server's resident memory before and after.
 // Usage: node load.mjs BASE_URL --clients N --seconds S --max-tokens M [--pid PID]
-//        [--max-rss-growth-mib X] [--kill PID --kill-after S]
-// --kill SIGKILLs a process (a replica behind a balancer) after S seconds: requests already
+//        [--max-rss-growth-mib X] [--kill PID --kill-after S [--kill-once-served LOG]]
+// --kill SIGKILLs a process (a replica behind a balancer) after S seconds, or later once its LOG
+// shows a served chat request (on a slow machine, e.g. under the sanitizers, the first may take
+// longer than S); the load then goes on for the rest of its time after the kill: requests already
 // running then may fail, requests started after it must not.
 // Exits 1 on any error (other than those) or when RSS grew more than the bound.
 import { readFileSync } from "node:fs";
@@ -21,6 +23,7 @@ const pid = opt("--pid", null);
 const maxGrowth = Number(opt("--max-rss-growth-mib", 64));
 const killPid = opt("--kill", null);
 const killAfter = Number(opt("--kill-after", 0));
+const killOnceServed = opt("--kill-once-served", null);
 
 const rssMiB = () => {
   if (!pid) return NaN;
@@ -74,15 +77,24 @@ let killedAt = Infinity;
 const dead = (p) => {
   try { return /^State:\s+Z/m.test(readFileSync(`/proc/${p}/status`, "utf8")); } catch { return true; }
 };
+const served = () => readFileSync(killOnceServed, "utf8").includes("request: POST /v1/chat/completions 200");
+const t0 = performance.now();
+let deadline = t0 + seconds * 1000;
+let killPending = Boolean(killPid);  // the clients go on until the kill and the time after it
 if (killPid) setTimeout(async () => {
+  const giveUp = performance.now() + 60000;
+  while (killOnceServed && !served()) {
+    if (performance.now() > giveUp) { killPending = false; return; }  // fails below: no kill
+    await new Promise((r) => setTimeout(r, 20));
+  }
   process.kill(Number(killPid), "SIGKILL");
   while (!dead(killPid)) await new Promise((r) => setTimeout(r, 2));
   killedAt = performance.now();
+  deadline = Math.max(deadline, killedAt + (seconds - killAfter) * 1000);
+  killPending = false;
 }, killAfter * 1000);
-const deadline = performance.now() + seconds * 1000;
-const t0 = performance.now();
 await Promise.all(Array.from({ length: clients }, async (_, i) => {
-  for (let n = 0; performance.now() < deadline; n++) {
+  for (let n = 0; performance.now() < deadline || killPending; n++) {
     const started = performance.now();
     try { results.push(await one(i, n)); } catch (e) { (started < killedAt && killPid ? inFlight : errors).push(e.message); }
   }
@@ -97,7 +109,7 @@ const pct = (xs, p) => {
 const lat = results.map((r) => r.ms), ttft = results.map((r) => r.ttftMs).filter((x) => x >= 0);
 const tokens = results.reduce((a, r) => a + r.tokens, 0);
 console.log(`load: ${clients} streaming clients, ${elapsed.toFixed(1)} s, ${results.length} requests, ${errors.length} errors`);
-if (killPid) console.log(`load: killed ${killPid} after ${killAfter} s: ${inFlight.length} requests running on it failed, ` +
+if (killPid) console.log(`load: killed ${killPid} after ${((killedAt - t0) / 1000).toFixed(1)} s: ${inFlight.length} requests running on it failed, ` +
                         `${errors.length} started later failed`);
 console.log(`load: latency p50 ${pct(lat, 50).toFixed(0)} ms, p99 ${pct(lat, 99).toFixed(0)} ms; ` +
             `time to first token p50 ${pct(ttft, 50).toFixed(0)} ms, p99 ${pct(ttft, 99).toFixed(0)} ms`);
