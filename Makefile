@@ -14,10 +14,16 @@ SANITIZE_DIR ?= build-sanitize
 # cli_arm_kernels checks the aarch64 cross build under qemu, none of the host code.
 SANITIZE_EXCLUDE ?= ^cli_arm_kernels$$
 
+TSAN_DIR ?= build-tsan
+# ThreadSanitizer covers the code that runs threads: the thread pool, the KV cache (parallel
+# attention), the engine's scheduler, the server (its unit tests and every tests/cli/server*.sh).
+TSAN_TARGETS ?= bitnet test_threadpool test_kv test_engine test_server
+TSAN_LABELS ?= ^(test_threadpool|test_kv|test_engine|test_server|cli_server.*)$$
+
 FUZZ_DIR ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build build-all deps test-deps test test-sanitize fuzz run bench demo-model install clean
+.PHONY: all build build-all deps test-deps test test-sanitize test-tsan fuzz run bench demo-model install clean
 
 all: build
 
@@ -48,6 +54,13 @@ test-sanitize: test-deps
 	@cmake --build $(SANITIZE_DIR) -j $(JOBS)
 	@bash scripts/sanitized-ctest.sh $(SANITIZE_DIR) -j $(JOBS) -E '$(SANITIZE_EXCLUDE)'
 
+# The thread tests built with ThreadSanitizer (separate build dir); any report fails, as above.
+test-tsan: test-deps
+	@cmake -S . -B $(TSAN_DIR) -DCMAKE_BUILD_TYPE=Release --log-level=WARNING -DBITNET_TSAN=ON \
+	  -DBITNET_BUILD_TESTS=ON -DBITNET_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(TSAN_DIR) -j $(JOBS) --target $(TSAN_TARGETS)
+	@bash scripts/sanitized-ctest.sh $(TSAN_DIR) -j $(JOBS) -L '$(TSAN_LABELS)'
+
 # The libFuzzer targets (clang, with ASan + UBSan; separate build dir), each run from its seeds
 # under tests/fuzz/corpus/ for a fixed-seed 60000 inputs (at most FUZZ_SECONDS); fails on any finding (scripts/fuzz.sh).
 fuzz: test-deps
@@ -77,4 +90,4 @@ install: build
 	@cmake --install $(BUILD_DIR) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(BUILD_DIR) $(SANITIZE_DIR) $(FUZZ_DIR)
+	rm -rf $(BUILD_DIR) $(SANITIZE_DIR) $(TSAN_DIR) $(FUZZ_DIR)
