@@ -82,6 +82,16 @@ struct Kernels {
   void (*axpy_f16)(float a, const uint16_t* x, float* y, int64_t n);  // y += a * x
 };
 
+// Probes of a backend's peak arithmetic rate (bench --roofline): each runs `iters` iterations of
+// independent multiply-accumulates on registers, in the instruction mix of the backend's ternary
+// kernels (int8) or of the float head (f32 FMA), and returns how many it did; time them to get the
+// compute limit of one core. Null where the backend has none (only AVX2 has them so far).
+struct ComputeProbes {
+  uint64_t (*int8_macs)(int64_t iters) = nullptr;
+  uint64_t (*f32_fmas)(int64_t iters) = nullptr;
+};
+ComputeProbes compute_probes(Isa isa);
+
 // The best backend this CPU supports (BITNET_ISA=scalar|avx2|avxvnni|avx512vnni|neon|neon-dotprod
 // in the environment selects another one, for tests and benchmarks; an unsupported choice is an
 // error printed once, falling back to the best).

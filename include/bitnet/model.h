@@ -63,6 +63,12 @@ class Model {
   virtual TensorType weight_type() const = 0;  // type of the (first) linear weights
   // Bytes of weights read to generate one token (all linears and the head).
   virtual uint64_t bytes_per_token() const = 0;
+  // Multiply-accumulates with weights to generate one token: in ternary linears (int8 kernels) and
+  // in the others (the head and any float linear); attention is not counted.
+  struct Macs {
+    uint64_t ternary = 0, other = 0;
+  };
+  virtual Macs macs_per_token() const = 0;
 };
 
 // Storage of the KV cache: f16 (default), f32, or q8_0 (int8 with one scale per 32 values: half
@@ -154,19 +160,22 @@ class Context {
 // ---- memory plan: what running a model needs resident, checked before loading it ------------
 struct MemoryPlan {
   uint64_t weights = 0;      // weight bytes the forward pass reads (in place from the file or repacked)
-  uint64_t kv_cache = 0;     // a KV cache of n_ctx positions
+  uint64_t kv_cache = 0;     // the KV pool of n_ctx positions (in whole pages) shared by n_seq sequences
   uint64_t buffers = 0;      // activations and logits of one micro-batch
   uint64_t available = 0;    // see available_memory
   std::string available_from;
   uint64_t tq1_weights = 0;  // the weights with every ternary linear stored as TQ1_0
-  int n_ctx = 0;             // the context planned for
+  int n_ctx = 0;             // the context planned for, all sequences together
+  int n_seq = 1;
   int fitting_ctx = 0;       // the largest smaller context (a multiple of 256) that fits; 0: none
   uint64_t total() const { return weights + kv_cache + buffers; }
   bool fits() const { return total() <= available; }
   // One line: the numbers, what would fit (the model as TQ1_0, a smaller -c) and the way out.
   std::string refusal() const;
 };
-// From the file's header and tensor table only (no weight is read).
+// From the file's header and tensor table only (no weight is read). cp.n_ctx 0 plans the training
+// context for each of cp.n_seq sequences, as an Engine allocates it (for one sequence that is also
+// what a Context given n_ctx 0 allocates).
 MemoryPlan plan_memory(const std::string& path, const ContextParams& cp);
 // Memory this process can still use: MemAvailable, or less when its cgroup (v2 memory.max, v1
 // memory.limit_in_bytes) leaves less; BITNET_MEM_AVAILABLE=BYTES in the environment replaces both

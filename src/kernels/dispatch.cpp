@@ -156,6 +156,14 @@ std::string isa_names() {
 
 const Kernels* kernels_for(Isa isa) { return supported(isa) ? compiled_table(isa) : nullptr; }
 
+ComputeProbes compute_probes(Isa isa) {
+#if defined(__x86_64__)
+  if (isa == Isa::AVX2 && supported(isa)) return {kernels_impl::avx2::probe_int8_macs, kernels_impl::avx2::probe_f32_fmas};
+#endif
+  (void)isa;
+  return {};
+}
+
 std::vector<Isa> available_isas() {
   std::vector<Isa> isas;
   for (Isa isa : kAllIsas)

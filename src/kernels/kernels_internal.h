@@ -52,6 +52,8 @@ float dot_f16_f32(const uint16_t* a, const float* b, int64_t n);
 void fp32_to_fp16_row(const float* in, uint16_t* out, int64_t n);
 void fp16_to_fp32_row(const uint16_t* in, float* out, int64_t n);
 void axpy_f16(float a, const uint16_t* x, float* y, int64_t n);
+uint64_t probe_int8_macs(int64_t iters);
+uint64_t probe_f32_fmas(int64_t iters);
 }  // namespace avx2
 #endif
 

@@ -241,11 +241,9 @@ ContextImpl::ContextImpl(const ModelImpl& m, const ContextParams& p)
   if (kv_type_ == KvType::Q8_0 && c.head_dim % kQ8Block != 0)
     throw Error("a q8_0 KV cache needs a head size that is a multiple of 32; this model's is " +
                 std::to_string(c.head_dim) + " (use f16)");
-  // Pages of 256 positions, smaller (down to one key tile) when the context could not give every
-  // sequence a page: the pool holds n_ctx positions and at least one page per sequence.
-  page_size_ = (int)kAttnChunk;
-  while (page_size_ > kKeyTile && n_ctx_ / page_size_ < p.n_seq) page_size_ /= 2;
-  const size_t n_pages = std::max(pages_for(n_ctx_), (size_t)p.n_seq);
+  const KvPoolLayout layout = kv_pool_layout(n_ctx_, p.n_seq);
+  page_size_ = layout.page_size;
+  const size_t n_pages = layout.n_pages;
   value_row_bytes_ = kv_type_ == KvType::Q8_0 ? q8_value_row_bytes(c.head_dim)
                                               : (size_t)c.head_dim * (kv_type_ == KvType::F32 ? 4 : 2);
   key_tile_bytes_ = kKeyTile * value_row_bytes_;  // in every type (q8_key_tile_bytes), so K and V have one size
@@ -600,6 +598,14 @@ void ContextImpl::forward(const int32_t* tokens, const int32_t* pos, const int32
 }
 
 }  // namespace
+
+KvPoolLayout kv_pool_layout(int n_ctx, int n_seq) {
+  KvPoolLayout l;
+  l.page_size = (int)kAttnChunk;
+  while (l.page_size > kKeyTile && n_ctx / l.page_size < n_seq) l.page_size /= 2;
+  l.n_pages = std::max((size_t)((n_ctx + l.page_size - 1) / l.page_size), (size_t)std::max(n_seq, 1));
+  return l;
+}
 
 std::unique_ptr<Context> Context::create(const Model& model, const ContextParams& params) {
   return std::make_unique<ContextImpl>(static_cast<const ModelImpl&>(model), params);

@@ -298,11 +298,13 @@ MemoryPlan Loader::plan(const ContextParams& cp) {
     p.weights += resident;
     p.tq1_weights += as_tq1;
   }
-  p.n_ctx = cp.n_ctx > 0 ? cp.n_ctx : (int)c.n_ctx_train;
+  p.n_seq = std::max(cp.n_seq, 1);
+  p.n_ctx = (int)std::min<int64_t>(cp.n_ctx > 0 ? cp.n_ctx : (int64_t)c.n_ctx_train * p.n_seq, 1 << 30);
   const uint64_t kv_row = cp.kv_type == KvType::Q8_0 ? q8_value_row_bytes(c.head_dim)
                                                      : (uint64_t)c.head_dim * (cp.kv_type == KvType::F32 ? 4 : 2);
   const uint64_t per_position = 2 * (uint64_t)(c.n_layer * c.n_head_kv) * kv_row;
-  p.kv_cache = per_position * (uint64_t)p.n_ctx;
+  auto kv_bytes = [&](int n_ctx) { return per_position * kv_pool_layout(n_ctx, p.n_seq).positions(); };
+  p.kv_cache = kv_bytes(p.n_ctx);
   // The forward pass's float buffers per token (x, h, q, k, v, attention, gate, up, ffn), its
   // int8 activations and the logits, for a full micro-batch.
   const int64_t n = std::min<int64_t>(cp.n_batch, p.n_ctx), q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim;
@@ -310,7 +312,9 @@ MemoryPlan Loader::plan(const ContextParams& cp) {
                              (uint64_t)std::max(c.n_embd, c.n_ff));
   p.available = available_memory(&p.available_from);
   if (p.weights + p.buffers < p.available && per_position > 0) {
-    const uint64_t ctx = (p.available - p.weights - p.buffers) / per_position / 256 * 256;
+    const uint64_t room = p.available - p.weights - p.buffers;
+    uint64_t ctx = std::min<uint64_t>(room / per_position / 256 * 256, 1 << 30);
+    while (ctx >= 256 && kv_bytes((int)ctx) > room) ctx -= 256;  // pages for every sequence
     if (ctx >= 256 && ctx < (uint64_t)p.n_ctx) p.fitting_ctx = (int)ctx;
   }
   return p;
@@ -393,6 +397,15 @@ uint64_t ModelImpl::bytes_per_token() const {
   for (const Layer& l : layers)
     for (const Linear* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down}) total += w->bytes();
   return total;
+}
+
+Model::Macs ModelImpl::macs_per_token() const {
+  Macs macs;
+  auto add = [&](const Linear& w) { (w.ternary ? macs.ternary : macs.other) += (uint64_t)w.in * (uint64_t)w.out; };
+  add(head);
+  for (const Layer& l : layers)
+    for (const Linear* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down}) add(*w);
+  return macs;
 }
 
 // Locks in RAM what the forward pass reads: every repacked weight buffer and the file's tensors
@@ -516,7 +529,8 @@ uint64_t available_memory(std::string* from) {
 
 std::string MemoryPlan::refusal() const {
   std::string line = "the model needs " + gib(total()) + " of memory (weights " + gib(weights) + " + KV cache " +
-                     gib(kv_cache) + " for -c " + std::to_string(n_ctx) + " + buffers " + gib(buffers) + ") but " +
+                     gib(kv_cache) + " for -c " + std::to_string(n_ctx) +
+                     (n_seq > 1 ? " shared by " + std::to_string(n_seq) + " sequences" : "") + " + buffers " + gib(buffers) + ") but " +
                      gib(available) + " is available (" + available_from + ")";
   std::vector<std::string> would_fit;
   if (tq1_weights < weights && tq1_weights + kv_cache + buffers <= available)

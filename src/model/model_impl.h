@@ -85,6 +85,7 @@ class ModelImpl final : public Model {
   std::string description() const override;
   TensorType weight_type() const override { return layers.empty() ? TensorType::F32 : layers[0].wq.type; }
   uint64_t bytes_per_token() const override;
+  Macs macs_per_token() const override;
 
   ModelConfig cfg;
   std::unique_ptr<gguf::File> file;
@@ -99,6 +100,17 @@ class ModelImpl final : public Model {
   Linear head;  // output.weight, or token_embd when tied
   std::vector<Layer> layers;
 };
+
+// The pages of the KV pool a context of n_ctx positions for n_seq sequences allocates: pages of
+// 256 positions, smaller (down to one key tile) when n_ctx could not give every sequence a page;
+// n_ctx positions rounded up to whole pages, and at least one page per sequence. The memory plan
+// counts the same pool.
+struct KvPoolLayout {
+  int page_size = 0;
+  size_t n_pages = 0;
+  uint64_t positions() const { return (uint64_t)page_size * n_pages; }
+};
+KvPoolLayout kv_pool_layout(int n_ctx, int n_seq);
 
 // A linear layer and where its output goes (n rows of w->out floats).
 struct LinearOutput {

@@ -116,6 +116,9 @@ struct Server::Impl {
     } catch (const std::exception& e) {
       log(LogLevel::Error, std::string("error: ") + e.what() + "\n");
       load_failed = true;
+      // httplib's stop() ends only a running listen loop: a load that fails at once (a refused
+      // memory plan) could come before run() starts listening, and the server would never exit.
+      while (!http.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
       http.stop();
     }
   }

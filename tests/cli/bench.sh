@@ -97,4 +97,34 @@ c = list(csv.DictReader(open(sys.argv[2])))
 assert [(int(r["n_prompt"]), int(r["n_parallel"])) for r in c] == [(16, 2), (0, 2)], c
 PY
 fi
+
+# --roofline: the tg rows as a fraction of the bandwidth bound; with the AVX2 kernels (which have
+# compute probes) every row also as a fraction of the peak MAC rates, and the lower bound named.
+# Without probes (scalar) the table keeps its columns and stderr says why.
+BITNET_ISA=scalar "$BITNET" bench -m "$MODEL" -p 16 -n 4 -t 1 -r 1 --roofline >"$WORK/roof" 2>"$WORK/err" || fail "roofline: $(cat "$WORK/err")"
+sed -n 1p "$WORK/roof" | grep -Eq '\| +t/s \| +roofline \|$' || fail "scalar roofline header: $(sed -n 1p "$WORK/roof")"
+grep -q "^bench: no compute probe for the scalar kernels" "$WORK/err" || fail "scalar: no probe message: $(cat "$WORK/err")"
+if grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo && grep -qw f16c /proc/cpuinfo; then
+  BITNET_ISA=avx2 "$BITNET" bench -m "$MODEL" -p 16 -n 4 -np 1,2 -t 1 -r 1 --roofline >"$WORK/roof" 2>"$WORK/err" ||
+    fail "avx2 roofline: $(cat "$WORK/err")"
+  cat "$WORK/roof"
+  sed -n 1p "$WORK/roof" | grep -Eq '\| +t/s per seq \| +roofline \| +compute \| limit +\|$' || fail "avx2 roofline header: $(sed -n 1p "$WORK/roof")"
+  grep -Eq '\| +pp16 \|.*\| +\| +[0-9.]+ % \| compute \|$' "$WORK/roof" || fail "pp16 compute cell"
+  [[ $(grep -Ec '\| +tg4 \|.*\| +[0-9.]+ % \| +[0-9.]+ % \| (memory|compute) +\|$' "$WORK/roof") == 2 ]] || fail "tg4 roofline cells"
+  grep -Eq '^compute = .*peak rates \(avx2\): [0-9.]+ G int8 MAC/s, [0-9.]+ G FMA/s \(1 threads\)$' "$WORK/roof" || fail "compute footer"
+  BITNET_ISA=avx2 "$BITNET" bench -m "$MODEL" -p 0 -n 2 -t 1 -r 1 --roofline -o json >"$WORK/roof.json" 2>/dev/null || fail "roofline json"
+  if command -v python3 >/dev/null; then
+    python3 - "$WORK/roof.json" <<'PY' || fail "roofline json content"
+import json, sys
+r = json.load(open(sys.argv[1]))[0]
+# 2 layers x (q, o: 256x256; k, v: 128x256; gate, up, down: 512x256), head 1000 x 256 in f16.
+assert r["ternary_macs_per_token"] == 2 * (2 * 256 * 256 + 2 * 128 * 256 + 3 * 512 * 256), r
+assert r["other_macs_per_token"] == 1000 * 256, r
+assert r["int8_macs_per_s"] > 1e9 and r["f32_fmas_per_s"] > 1e8, r
+bound = 1 / (r["ternary_macs_per_token"] / r["int8_macs_per_s"] + r["other_macs_per_token"] / r["f32_fmas_per_s"])
+assert abs(r["compute_fraction"] - r["avg_ts"] / bound) < 1e-9, r
+assert r["limit"] in ("memory", "compute") and 0 < r["roofline_fraction"], r
+PY
+  fi
+fi
 echo "bench: all ok"

@@ -6,7 +6,10 @@
 // once per test, untimed; each repetition then truncates the sequences back to d. t/s is the
 // aggregate over all sequences (llama-batched-bench's S_PP / S_TG); with -np the per-sequence rate
 // is shown too. --roofline adds each tg result as a fraction of what memory bandwidth allows: a
-// step reads the weights once for all np sequences, plus each sequence's KV cache.
+// step reads the weights once for all np sequences, plus each sequence's KV cache; and, where the
+// kernel backend has compute probes, each result as a fraction of what the measured peak
+// multiply-accumulate rates allow (every token costs its MACs whatever the batch), and which of
+// the two bounds is the lower.
 #include <sys/utsname.h>
 
 #include <algorithm>
@@ -70,6 +73,10 @@ struct Result {
   KvType kv_type = KvType::F16;
   std::vector<double> samples_ns;
   double bandwidth = 0;  // bytes/s, with --roofline
+  // With --roofline on a backend with compute probes: the n_threads' peak rates (per second) and
+  // the model's MACs per token.
+  double int8_macs_peak = 0, f32_fmas_peak = 0;
+  Model::Macs macs;
 
   // Aggregate tokens per second over all sequences.
   std::vector<double> samples_ts() const {
@@ -81,9 +88,30 @@ struct Result {
   // Achieved tg speed over the bandwidth bound: a step reads the weights once and the KV cache of
   // every sequence, for n_parallel tokens.
   double roofline_fraction() const {
+    const double bound = bandwidth_bound_ts();
+    return bound > 0 ? mean(samples_ts()) / bound : 0;
+  }
+  // Aggregate tg t/s that memory bandwidth allows (0 when unknown or not a tg test).
+  double bandwidth_bound_ts() const {
     if (!is_tg() || bandwidth <= 0 || bytes_per_token == 0) return 0;
     const double bytes_per_step = (double)bytes_per_token + (double)n_parallel * (double)kv_bytes_per_token;
-    return mean(samples_ts()) / (n_parallel * bandwidth / bytes_per_step);
+    return n_parallel * bandwidth / bytes_per_step;
+  }
+  // Aggregate t/s that the peak MAC rates allow: a token's ternary MACs at the int8 rate plus its
+  // other MACs at the f32 FMA rate (0 when not measured).
+  double compute_bound_ts() const {
+    if (int8_macs_peak <= 0 || f32_fmas_peak <= 0 || macs.ternary + macs.other == 0) return 0;
+    return 1.0 / ((double)macs.ternary / int8_macs_peak + (double)macs.other / f32_fmas_peak);
+  }
+  double compute_fraction() const {
+    const double bound = compute_bound_ts();
+    return bound > 0 ? mean(samples_ts()) / bound : 0;
+  }
+  // "memory" or "compute": the lower bound for a tg test; prompts are always compute bound.
+  std::string limit() const {
+    if (compute_bound_ts() <= 0) return "";
+    const double bw = bandwidth_bound_ts();
+    return bw > 0 && bw < compute_bound_ts() ? "memory" : "compute";
   }
   std::string test_name() const {
     std::string name = n_gen == 0      ? "pp" + std::to_string(n_prompt)
@@ -124,6 +152,8 @@ class MarkdownTable {
     columns_.push_back({"t/s", 20});
     if (np) columns_.push_back({"t/s per seq", 20});
     if (roofline) columns_.push_back({"roofline", 10});
+    if (any([](const Result& r) { return r.compute_bound_ts() > 0; }))
+      columns_.insert(columns_.end(), {{"compute", 9}, {"limit", -7}});
     for (const Result& r : results) {
       std::vector<std::string> row;
       for (auto& [name, width] : columns_) {
@@ -168,6 +198,8 @@ class MarkdownTable {
     if (name == "t/s") return format("%.2f ± %.2f", mean(ts), stdev(ts));
     if (name == "t/s per seq") return format("%.2f ± %.2f", mean(ts) / r.n_parallel, stdev(ts) / r.n_parallel);
     if (name == "roofline") return r.is_tg() ? format("%.1f %%", 100 * r.roofline_fraction()) : "";
+    if (name == "compute") return r.compute_bound_ts() > 0 ? format("%.1f %%", 100 * r.compute_fraction()) : "";
+    if (name == "limit") return r.limit();
     return "";
   }
   // Right-aligned for a positive width, left-aligned for a negative one, padded by display columns.
@@ -229,6 +261,14 @@ nlohmann::ordered_json to_json(const Result& r) {
     j["kv_bytes_per_token"] = r.kv_bytes_per_token;
     if (r.is_tg()) j["roofline_fraction"] = r.roofline_fraction();
   }
+  if (r.compute_bound_ts() > 0) {
+    j["int8_macs_per_s"] = r.int8_macs_peak;
+    j["f32_fmas_per_s"] = r.f32_fmas_peak;
+    j["ternary_macs_per_token"] = r.macs.ternary;
+    j["other_macs_per_token"] = r.macs.other;
+    j["compute_fraction"] = r.compute_fraction();
+    j["limit"] = r.limit();
+  }
   return j;
 }
 
@@ -285,6 +325,33 @@ double measure_read_bandwidth(int n_threads) {
     if (pass > 0) best = std::max(best, kBytes / s);  // the first pass warms up the pool and TLB
   }
   return best;
+}
+
+struct ComputePeak {
+  double int8_macs = 0, f32_fmas = 0;  // per second over all threads; 0 without probes
+};
+
+// Best of 3 runs of the backend's compute probes on n_threads threads at once (after a warmup).
+ComputePeak measure_compute_peak(int n_threads) {
+  const ComputeProbes probes = compute_probes(kernels().isa);
+  if (!probes.int8_macs || !probes.f32_fmas) return {};
+  ThreadPool pool(n_threads);
+  auto rate = [&](uint64_t (*probe)(int64_t)) {
+    constexpr int64_t kIters = 4000000;  // ~10 ms per task on a 3 GHz core
+    const int64_t tasks = 4 * (int64_t)n_threads;
+    double best = 0;
+    for (int pass = 0; pass < 4; ++pass) {
+      std::vector<uint64_t> done(tasks);
+      auto t0 = std::chrono::steady_clock::now();
+      pool.parallel_for(tasks, [&](int64_t i) { done[i] = probe(kIters); });
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      uint64_t total = 0;
+      for (uint64_t d : done) total += d;
+      if (pass > 0) best = std::max(best, total / s);
+    }
+    return best;
+  };
+  return {rate(probes.int8_macs), rate(probes.f32_fmas)};
 }
 
 // Drives the np sequences of one test on a context.
@@ -420,11 +487,18 @@ int cmd_bench(int argc, char** argv) {
   const size_t n_runs = o.models.size() * o.threads.size() * o.batch.size() * o.depth.size() * o.n_parallel.size() * tests.size();
 
   std::map<int, double> bandwidth;  // per thread count
+  std::map<int, ComputePeak> peak;
   if (o.roofline) {
     for (int64_t n : o.threads) {
       std::fprintf(stderr, "bench: measuring memory read bandwidth with %d threads\n", (int)n);
       bandwidth[(int)n] = measure_read_bandwidth((int)n);
       std::fprintf(stderr, "bench: memory read bandwidth: %.2f GB/s (%d threads)\n", bandwidth[(int)n] / 1e9, (int)n);
+      peak[(int)n] = measure_compute_peak((int)n);
+      if (peak[(int)n].int8_macs > 0)
+        std::fprintf(stderr, "bench: peak %.1f G int8 MAC/s, %.1f G f32 FMA/s (%s, %d threads)\n",
+                     peak[(int)n].int8_macs / 1e9, peak[(int)n].f32_fmas / 1e9, isa_name(kernels().isa), (int)n);
+      else
+        std::fprintf(stderr, "bench: no compute probe for the %s kernels: memory bound only\n", isa_name(kernels().isa));
     }
   }
 
@@ -442,6 +516,7 @@ int cmd_bench(int argc, char** argv) {
         for (int64_t np : o.n_parallel)
           eo.n_ctx = std::max(eo.n_ctx, (int)(np * (depth + test.n_prompt + test.n_gen + 255) / 256 * 256));
     eo.n_batch = (int)*std::max_element(o.batch.begin(), o.batch.end());
+    eo.n_seq = (int)*std::max_element(o.n_parallel.begin(), o.n_parallel.end());
     std::unique_ptr<Model> model = load_model(eo, false);
     for (int64_t threads : o.threads)
       for (int64_t n_batch : o.batch)
@@ -462,7 +537,12 @@ int cmd_bench(int argc, char** argv) {
               r.n_parallel = (int)np64;
               r.kv_type = o.kv_type;
               r.test_time = utc_now_iso8601();
-              if (o.roofline) r.bandwidth = bandwidth[(int)threads];
+              if (o.roofline) {
+                r.bandwidth = bandwidth[(int)threads];
+                r.int8_macs_peak = peak[(int)threads].int8_macs;
+                r.f32_fmas_peak = peak[(int)threads].f32_fmas;
+                r.macs = model->macs_per_token();
+              }
               ++run;
               const std::string what = "bench " + std::to_string(run) + "/" + std::to_string(n_runs) + ": " +
                                        r.test_name() + ", np " + std::to_string(r.n_parallel) + ", " +
@@ -516,6 +596,12 @@ int cmd_bench(int argc, char** argv) {
                   "; bandwidth:");
       for (auto [n, bw] : bandwidth) std::printf(" %.2f GB/s (%d threads)", bw / 1e9, n);
       std::printf("\n");
+      if (std::any_of(results.begin(), results.end(), [](const Result& r) { return r.compute_bound_ts() > 0; })) {
+        std::printf("compute = t/s / (1 / (ternary MACs per token / int8 MAC rate + other MACs / f32 FMA rate)),"
+                    " limit = the lower bound; peak rates (%s):", isa_name(kernels().isa));
+        for (auto [n, p] : peak) std::printf(" %.1f G int8 MAC/s, %.1f G FMA/s (%d threads)", p.int8_macs / 1e9, p.f32_fmas / 1e9, n);
+        std::printf("\n");
+      }
     }
   }
   return 0;

@@ -112,9 +112,9 @@ int cmd_serve(int argc, char** argv) {
   o.server.model_path = o.engine.model_path;
   if (o.server.model_name.empty()) o.server.model_name = std::filesystem::path(o.engine.model_path).filename().string();
 
+  o.engine.n_seq = o.n_parallel;
   EngineParams ep;
   ep.context = context_params(o.engine);
-  ep.context.n_seq = o.n_parallel;
   ep.max_queued = o.server.max_queued;
 
   signal(SIGPIPE, SIG_IGN);  // a client that goes away must not end the server

@@ -117,6 +117,7 @@ KvType EngineOptions::kv_type() const {
 ContextParams context_params(const EngineOptions& o) {
   ContextParams p;
   p.n_ctx = o.n_ctx;
+  p.n_seq = o.n_seq;
   p.kv_type = o.kv_type();
   p.n_threads = resolve_threads(o.n_threads);
   p.n_batch = o.n_ubatch > 0 ? std::min(o.n_batch, o.n_ubatch) : o.n_batch;

@@ -29,7 +29,8 @@ struct EngineOptions {
   HubOptions hub;
   std::string tokenizer_path;
   int n_threads = 0;  // 0: physical cores
-  int n_ctx = 0;      // 0: the model's
+  int n_ctx = 0;      // 0: the model's (for each sequence)
+  int n_seq = 1;      // sequences the context holds (serve's -np slots), for the memory plan and the context
   int n_batch = 512;
   int n_ubatch = 0;  // -ub: 0 unless given; a forward pass takes min(-b, -ub) tokens
   bool use_mmap = true, mlock = false;
