@@ -12,7 +12,9 @@ runtime=(
   nlohmann-json3-dev libcpp-httplib-dev libpcre2-dev libedit-dev libcurl4-openssl-dev libssl-dev
 )
 # GoogleTest and Google Benchmark, the aarch64 cross compiler + qemu that run the NEON kernel
-# tests on x86, and clang with its libFuzzer runtime (make fuzz).
+# tests on x86, and clang with its libFuzzer runtime (make fuzz). GCC's sanitizer runtimes (make
+# test-sanitize, make test-tsan: libasan8, libubsan1, libtsan2) come with build-essential's gcc-12
+# (through libgcc-12-dev).
 test_only=(
   libgtest-dev libgmock-dev libbenchmark-dev
   g++-aarch64-linux-gnu qemu-user
