@@ -1,11 +1,14 @@
 // Locating the shared test material (../shared/fixtures beside the repository). Tests that need
-// it call BITNET_REQUIRE_FIXTURES() and are skipped with a message when it is absent.
+// it call BITNET_REQUIRE_FIXTURES() and are skipped with a message when it is absent. Also the
+// small helpers several tests share.
 #pragma once
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+
+#include "bitnet/error.h"
 
 namespace bitnet::test {
 
@@ -22,6 +25,18 @@ inline std::filesystem::path scratch_dir() {
              ::testing::UnitTest::GetInstance()->current_test_suite()->name();
   std::filesystem::create_directories(dir);
   return dir;
+}
+
+// The message of the bitnet::Error that call() throws; a test failure (and "") when it throws none.
+template <class F>
+std::string error_of(F&& call) {
+  try {
+    call();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no error";
+  return "";
 }
 
 }  // namespace bitnet::test

@@ -624,22 +624,12 @@ TEST(GgufWriter, RoundTripsEveryValueTypeAndAlignment64) {
   EXPECT_EQ(f->file_size() % 64, 0u);
 }
 
-std::string expect_writer_error(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no error";
-  return "";
-}
-
 TEST(GgufWriter, RefusesToOverwriteUnlessAsked) {
   const std::string path = scratch("exists.gguf");
   write_file(path, "precious");
   Writer w;
   w.set("general.architecture", Value::of_string("llama"));
-  const std::string msg = expect_writer_error([&] { w.write_header(path); });
+  const std::string msg = test::error_of([&] { w.write_header(path); });
   EXPECT_TRUE(contains(msg, path) && contains(msg, "exists")) << msg;
   EXPECT_EQ(read_file(path), "precious");
   w.write_header(path, /*overwrite=*/true);
@@ -657,9 +647,9 @@ TEST(GgufWriter, FinishChecksEveryTensorGotItsBytes) {
   const float data[4] = {1, 2, 3, 4};
   w->write_data(data, 16);
   w->write_data(data, 8);
-  std::string msg = expect_writer_error([&] { w->finish(); });
+  std::string msg = test::error_of([&] { w->finish(); });
   EXPECT_TRUE(contains(msg, "'y'") && contains(msg, "8 of its 16")) << msg;
-  msg = expect_writer_error([&] { w->write_data(data, 16); });  // 8 more than declared
+  msg = test::error_of([&] { w->write_data(data, 16); });  // 8 more than declared
   EXPECT_TRUE(contains(msg, "beyond the last declared tensor")) << msg;
   // An abandoned writer leaves neither the final file nor the partial one.
   w.reset();
@@ -671,21 +661,21 @@ TEST(GgufWriter, RejectsInconsistentDeclarations) {
   const std::string path = scratch("bad.gguf");
   Writer w;
   w.add_tensor("x", {32, 2}, static_cast<uint32_t>(TensorType::Q8_0), 64);  // takes 68
-  std::string msg = expect_writer_error([&] { w.write_header(path, true); });
+  std::string msg = test::error_of([&] { w.write_header(path, true); });
   EXPECT_TRUE(contains(msg, "'x'") && contains(msg, "68")) << msg;
-  msg = expect_writer_error([&] { w.add_tensor("x", {4}, 0, 16); });
+  msg = test::error_of([&] { w.add_tensor("x", {4}, 0, 16); });
   EXPECT_TRUE(contains(msg, "'x'") && contains(msg, "twice")) << msg;
-  msg = expect_writer_error([&] { w.add_tensor("z", {4, 0}, 0, 0); });
+  msg = test::error_of([&] { w.add_tensor("z", {4, 0}, 0, 0); });
   EXPECT_TRUE(contains(msg, "'z'")) << msg;
-  msg = expect_writer_error([&] { w.add_tensor("z", {1, 1, 1, 1, 1}, 0, 4); });
+  msg = test::error_of([&] { w.add_tensor("z", {1, 1, 1, 1, 1}, 0, 4); });
   EXPECT_TRUE(contains(msg, "'z'") && contains(msg, "5 dimensions")) << msg;
-  msg = expect_writer_error([&] { w.set("general.alignment", Value::of_u32(64)); });
+  msg = test::error_of([&] { w.set("general.alignment", Value::of_u32(64)); });
   EXPECT_TRUE(contains(msg, "general.alignment")) << msg;
-  msg = expect_writer_error([&] { w.set("small", scalar(ValueType::UINT8, 256, 0, 0, false)); });
+  msg = test::error_of([&] { w.set("small", scalar(ValueType::UINT8, 256, 0, 0, false)); });
   EXPECT_TRUE(contains(msg, "'small'") && contains(msg, "256")) << msg;
   Value mixed = Value::of_i32s({1});
   mixed.arr.push_back(Value::of_string("two"));
-  msg = expect_writer_error([&] { w.set("mixed", mixed); });
+  msg = test::error_of([&] { w.set("mixed", mixed); });
   EXPECT_TRUE(contains(msg, "'mixed'")) << msg;
   EXPECT_THROW(Writer(48), Error);
 }

@@ -22,7 +22,10 @@ static void wait_gate(const char* path) {
     if (!real) real = (int (*)(const char*, int, ...))dlsym(RTLD_NEXT, #name); \
     va_list ap;                                                                \
     va_start(ap, flags);                                                       \
-    int mode = (flags & (O_CREAT | O_TMPFILE)) ? va_arg(ap, int) : 0;          \
+    /* O_TMPFILE contains O_DIRECTORY's bit, so all of its bits must be set */ \
+    int mode = ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE)         \
+                   ? va_arg(ap, int)                                           \
+                   : 0;                                                        \
     va_end(ap);                                                                \
     wait_gate(path);                                                           \
     return real(path, flags, mode);                                            \
