@@ -579,6 +579,18 @@ TEST_F(BadCheckpoint, NoTokenizer) {
   expect_failure("no_tokenizer", [&](const fs::path& d) { fs::remove(d / "tokenizer.json"); }, "no tokenizer.json or tokenizer.model");
 }
 
+// A zero-width float tensor's row is nothing to read: the caller's buffer may then be null, which
+// memcpy must not get (found by fuzz_safetensors under UBSan; checked by make test-sanitize).
+TEST(Safetensors, ZeroWidthRowReadsNothing) {
+  for (const char* dtype : {"F32", "F16", "BF16"}) {
+    StTensor t;
+    t.name = "empty";
+    t.dtype = dtype;
+    t.shape = {3, 0};
+    read_float_row(t, 2, nullptr);
+  }
+}
+
 TEST(Convert, RefusesToOverwriteWithoutForce) {
   const fs::path dir = write_ckpt(make_ckpt(Family::BitNetPacked, 11), "overwrite");
   const fs::path out = test::scratch_dir() / "overwrite.gguf";

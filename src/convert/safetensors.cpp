@@ -200,6 +200,7 @@ void Checkpoint::release(const StTensor& t, uint64_t begin, uint64_t end) const 
 
 void read_float_row(const StTensor& t, int64_t r, float* out) {
   const int64_t cols = t.shape.size() >= 2 ? t.shape[1] : t.n_elements();
+  if (cols == 0) return;  // out may be null then (an empty vector's data()), which memcpy must not get
   if (t.dtype == "F32") {
     std::memcpy(out, t.data + (size_t)(r * cols) * 4, (size_t)cols * 4);
     return;
