@@ -101,9 +101,14 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
     t.name = it.key();
     try {
       t.dtype = e.at("dtype").get<std::string>();
-      for (const json& d : e.at("shape")) t.shape.push_back(d.get<int64_t>());
+      // Integers only: converting a float such as 1e67 to an integer would be undefined behaviour.
+      for (const json& d : e.at("shape")) {
+        if (!d.is_number_integer()) throw fail(what + ": shape holds " + d.dump() + ", not an integer");
+        t.shape.push_back(d.get<int64_t>());
+      }
       const json& off = e.at("data_offsets");
-      if (!off.is_array() || off.size() != 2) throw fail(what + ": data_offsets is not [begin, end]");
+      if (!off.is_array() || off.size() != 2 || !off[0].is_number_integer() || !off[1].is_number_integer())
+        throw fail(what + ": data_offsets is not [begin, end]");
       const uint64_t begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
       if (begin > end || end > data_size)
         throw fail(what + ": data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
