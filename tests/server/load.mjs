@@ -8,7 +8,7 @@
 // longer than S); the load then goes on for the rest of its time after the kill: requests already
 // running then may fail, requests started after it must not.
 // Exits 1 on any error (other than those) or when RSS grew more than the bound.
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 const args = process.argv.slice(2);
 const base = args[0];
@@ -73,9 +73,13 @@ const errors = [];     // of requests started after the kill (or all, without --
 const inFlight = [];   // errors of requests that were running when the replica was killed
 let killedAt = Infinity;
 // A killed process takes a moment to die; until its sockets are closed a balancer may still hand it
-// a request, so "after the kill" starts when it is gone (or a zombie).
+// a request, so "after the kill" starts when it is gone, or a zombie whose other threads have all
+// exited: the leader turns zombie first, and the listening socket stays open (accepting into its
+// backlog) until the last thread releases the file table (a request nginx sent then got a reset).
 const dead = (p) => {
-  try { return /^State:\s+Z/m.test(readFileSync(`/proc/${p}/status`, "utf8")); } catch { return true; }
+  try {
+    return readdirSync(`/proc/${p}/task`).length <= 1 && /^State:\s+Z/m.test(readFileSync(`/proc/${p}/status`, "utf8"));
+  } catch { return true; }
 };
 const served = () => readFileSync(killOnceServed, "utf8").includes("request: POST /v1/chat/completions 200");
 const t0 = performance.now();
