@@ -87,6 +87,17 @@ TEST(KernelDispatch, FeatureLineListsEveryFlag) {
 
 // ---- packing ---------------------------------------------------------------------------------
 
+// The bandwidth probe's read must see every word, whatever the length's remainder.
+TEST(KernelDispatch, ReadProbeSumsEveryWord) {
+  std::vector<uint64_t> words(1000);
+  for (size_t i = 0; i < words.size(); ++i) words[i] = (uint64_t)i * 0x9E3779B97F4A7C15ull;
+  for (int64_t n : {0, 1, 3, 15, 16, 17, 31, 64, 999, 1000}) {
+    uint64_t expected = 0;
+    for (int64_t i = 0; i < n; ++i) expected += words[i];
+    EXPECT_EQ(read_probe_sum(words.data(), n), expected) << "n = " << n;
+  }
+}
+
 TEST(PackTernaryRow, MatchesHandComputedBytes) {
   // Block of 128: value j sits in byte j % 32 at bit 6 - 2 * (j / 32), as code t + 1.
   std::vector<int8_t> t(130, 0);

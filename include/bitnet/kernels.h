@@ -92,6 +92,11 @@ struct ComputeProbes {
 };
 ComputeProbes compute_probes(Isa isa);
 
+// The sum of n 64-bit words read with the widest loads the CPU has, for timing memory read
+// bandwidth (bench --roofline): the kernels stream weights with vector loads, which reach more
+// bandwidth than a loop of scalar loads does.
+uint64_t read_probe_sum(const uint64_t* p, int64_t n);
+
 // The best backend this CPU supports (BITNET_ISA=scalar|avx2|avxvnni|avx512vnni|neon|neon-dotprod
 // in the environment selects another one, for tests and benchmarks; an unsupported choice is an
 // error printed once, falling back to the best).

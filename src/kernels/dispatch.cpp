@@ -164,6 +164,22 @@ ComputeProbes compute_probes(Isa isa) {
   return {};
 }
 
+uint64_t read_probe_sum(const uint64_t* p, int64_t n) {
+#if defined(__x86_64__)
+  if (supported(Isa::AVX2)) return kernels_impl::avx2::probe_read_sum(p, n);
+#endif
+  uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;  // independent sums keep several loads in flight
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    a0 += p[i];
+    a1 += p[i + 1];
+    a2 += p[i + 2];
+    a3 += p[i + 3];
+  }
+  for (; i < n; ++i) a0 += p[i];
+  return a0 + a1 + a2 + a3;
+}
+
 std::vector<Isa> available_isas() {
   std::vector<Isa> isas;
   for (Isa isa : kAllIsas)

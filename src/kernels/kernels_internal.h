@@ -54,6 +54,7 @@ void fp16_to_fp32_row(const uint16_t* in, float* out, int64_t n);
 void axpy_f16(float a, const uint16_t* x, float* y, int64_t n);
 uint64_t probe_int8_macs(int64_t iters);
 uint64_t probe_f32_fmas(int64_t iters);
+uint64_t probe_read_sum(const uint64_t* p, int64_t n);
 }  // namespace avx2
 #endif
 

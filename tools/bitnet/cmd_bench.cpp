@@ -308,15 +308,7 @@ double measure_read_bandwidth(int n_threads) {
   for (int pass = 0; pass < 4; ++pass) {
     auto t0 = std::chrono::steady_clock::now();
     pool.parallel_for(n_chunks, [&](int64_t c) {
-      const uint64_t* p = buffer.data() + c * kWordsPerChunk;
-      uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;  // independent sums keep several loads in flight
-      for (size_t i = 0; i < kWordsPerChunk; i += 4) {
-        a0 += p[i];
-        a1 += p[i + 1];
-        a2 += p[i + 2];
-        a3 += p[i + 3];
-      }
-      sinks[c] = a0 + a1 + a2 + a3;
+      sinks[c] = read_probe_sum(buffer.data() + c * kWordsPerChunk, (int64_t)kWordsPerChunk);
     });
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     uint64_t total = 0;
