@@ -433,6 +433,22 @@ TEST(BlockRows, NonFiniteValuesQuantizeAsZeroInBlockTypes) {
   const uint16_t halves[3] = {0x3c00, 0x7c00, 0x0001};
   EXPECT_FALSE(row_is_finite(TensorType::F16, halves, 3));
   EXPECT_TRUE(row_is_finite(TensorType::F16, halves + 2, 1));
+  // Every position of a row longer than the four-value words, for each exponent pattern (Inf,
+  // NaN, the largest finite values next to them must pass).
+  for (TensorType t : {TensorType::F16, TensorType::BF16}) {
+    const bool f16 = t == TensorType::F16;
+    std::vector<uint16_t> row(11, f16 ? 0x7bff : 0x7f7f);  // the largest finite magnitude
+    row[1] = f16 ? 0xfbff : 0xff7f;
+    EXPECT_TRUE(row_is_finite(t, row.data(), 11)) << type_name(t);
+    for (uint16_t bad : {f16 ? 0x7c00 : 0x7f80, f16 ? 0xfe01 : 0xffc1}) {
+      for (size_t i = 0; i < row.size(); ++i) {
+        std::vector<uint16_t> with = row;
+        with[i] = bad;
+        EXPECT_FALSE(row_is_finite(t, with.data(), 11)) << type_name(t) << " at " << i;
+        EXPECT_EQ(row_is_finite(t, with.data(), (int64_t)i), true) << type_name(t) << " before " << i;
+      }
+    }
+  }
   const float floats[2] = {1.0f, NAN};
   EXPECT_TRUE(row_is_finite(TensorType::F32, floats, 1));
   EXPECT_FALSE(row_is_finite(TensorType::F32, floats, 2));

@@ -134,6 +134,19 @@ bool has_code_three(const uint8_t* data, size_t n) {
   return acc != 0;
 }
 
+// The same over the loader's threads, in 1 MiB pieces: one thread reading a cold mapping waits on
+// one page fault at a time.
+bool has_code_three(ThreadPool& pool, const uint8_t* data, size_t n) {
+  constexpr size_t kPiece = size_t(1) << 20;
+  std::atomic<bool> found{false};
+  pool.parallel_for((int64_t)((n + kPiece - 1) / kPiece), [&](int64_t piece) {
+    const size_t begin = (size_t)piece * kPiece;
+    if (!found.load(std::memory_order_relaxed) && has_code_three(data + begin, std::min(kPiece, n - begin)))
+      found.store(true, std::memory_order_relaxed);
+  });
+  return found.load();
+}
+
 // I2_S tensors whose rows are whole 128-value blocks already have the runtime layout: the kernels
 // read them in place from the mapping (no copy, no load time), unless the file uses the unused
 // code 3, which must read as 0 and is rewritten in a copy. TQ1_0 tensors are read in place by
@@ -146,7 +159,7 @@ void Loader::pack_ternary(const gguf::TensorInfo& t, TensorType type, Linear& li
     std::memcpy(&scale, t.data + n_bytes, sizeof scale);
     lin.row_scale.assign((size_t)lin.out, scale);
     lin.stride = row_bytes;
-    if (!has_code_three(t.data, n_bytes)) {
+    if (!has_code_three(pool_, t.data, n_bytes)) {
       lin.weights = t.data;
     } else {
       lin.packed = allocate_aligned(n_bytes, false);
