@@ -402,6 +402,46 @@ TEST(Q6_K, RepresentableDataIsExact) {
   for (int i = 0; i < 256; ++i) EXPECT_EQ(back[i], x[i]) << i;
 }
 
+TEST(Q6_K, QuantizerBytesArePinned) {
+  // The quantizer's exact output bytes, over blocks of the kinds it meets (normal weights, sub-
+  // blocks of very different magnitudes, zero and subnormal sub-blocks, values on exact half steps,
+  // outliers): `bitnet dummy` promises byte-identical files for equal arguments across versions,
+  // and a faster quantizer must not change a byte. Inputs come from splitmix64, not <random>'s
+  // distributions, whose results differ between standard libraries.
+  uint64_t state = 42;
+  auto next = [&] {
+    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  };
+  auto uniform = [&] { return (float)(next() >> 40) * (1.0f / 16777216.0f) * 2.0f - 1.0f; };  // [-1, 1)
+  constexpr int kBlocks = 64;
+  std::vector<float> x(256 * kBlocks);
+  for (int b = 0; b < kBlocks; ++b)
+    for (int s = 0; s < 16; ++s) {
+      float* v = x.data() + 256 * b + 16 * s;
+      const int kind = (b + s * 7) % 8;
+      const float magnitude = std::ldexp(1.0f, -(int)(next() % 13));
+      for (int j = 0; j < 16; ++j) {
+        const float u = uniform() + uniform() + uniform() + uniform();
+        switch (kind) {
+          case 0: case 1: case 2: v[j] = 0.02f * u; break;                                // like dummy heads
+          case 3: v[j] = magnitude * u; break;                                             // mixed scales
+          case 4: v[j] = s % 3 == 0 ? 0.0f : 1e-40f * u; break;                            // zero, subnormal
+          case 5: v[j] = 0.5f * (float)((int)(next() % 65) - 32) * magnitude; break;       // half steps
+          case 6: v[j] = j == (int)(next() % 16) ? 100.0f * u : 0.01f * u; break;          // outliers
+          default: v[j] = b % 5 == 0 ? 1e-9f * u : -std::fabs(u) * magnitude; break;       // tiny, one-signed
+        }
+      }
+    }
+  Bytes row(row_nbytes(TensorType::Q6_K, x.size()));
+  quantize_row(TensorType::Q6_K, x.data(), row.data(), (int64_t)x.size());
+  uint64_t hash = 0xCBF29CE484222325ull;  // FNV-1a
+  for (uint8_t byte : row) hash = (hash ^ byte) * 0x100000001B3ull;
+  EXPECT_EQ(hash, 1123378026239128571ull);
+}
+
 TEST(BlockRows, RejectPartialBlocksAndUnreadableTypes) {
   float x[64] = {};
   Bytes row(1024);
