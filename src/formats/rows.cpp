@@ -85,12 +85,26 @@ void dequantize_q6_k(const uint8_t* block, float* out) {
   }
 }
 
+// std::clamp((int)std::lround(v), -32, 31) for finite v, computed in float without branches so
+// that loops over it vectorise (lround is a library call and was most of the quantizer's time).
+// The callers keep v finite: they skip what would divide by zero or by infinity.
+inline float q6_level(float v) {
+  v = std::min(std::max(v, -64.0f), 64.0f);
+  const float whole = (float)(int)v;  // truncated toward zero; v - whole is exact
+  const float frac = v - whole;
+  const float rounded = whole + (frac >= 0.5f ? 1.0f : 0.0f) - (frac <= -0.5f ? 1.0f : 0.0f);
+  return std::min(std::max(rounded, -32.0f), 31.0f);
+}
+
 // Levels for 16 values on a given step (nearest, clamped to -32..31) and their squared error.
 double q6_fit(const float* x, float step, int* levels) {
+  float level[16] = {};
+  if (step != 0.0f)
+    for (int j = 0; j < 16; ++j) level[j] = q6_level(x[j] / step);
   double error = 0;
   for (int j = 0; j < 16; ++j) {
-    levels[j] = step != 0.0f ? std::clamp((int)std::lround(x[j] / step), -32, 31) : 0;
-    const double residual = (double)x[j] - (double)(step * (float)levels[j]);
+    levels[j] = (int)level[j];
+    const double residual = (double)x[j] - (double)(step * level[j]);
     error += residual * residual;
   }
   return error;
@@ -99,6 +113,8 @@ double q6_fit(const float* x, float step, int* levels) {
 // Best step for 16 values on the levels -32..31: tries 21 candidate steps around the one that
 // puts the value of largest magnitude on -32, refits each by least squares for the levels it
 // produced, and keeps the refit step whose own rounding gives the smallest squared error.
+// The candidates are the inner loops (each lane keeps its own sums in the order of the values, so
+// the result is that of trying them one after the other), which lets them run in vector lanes.
 float q6_subblock_scale(const float* x) {
   float max = 0.0f, amax = 0.0f;
   for (int j = 0; j < 16; ++j)
@@ -107,25 +123,37 @@ float q6_subblock_scale(const float* x) {
       max = x[j];
     }
   if (amax == 0.0f) return 0.0f;
+  constexpr int kCandidates = 21, kLanes = 24;  // candidate c tries 32 + 0.1 (c - 10) levels; padded
+  float inverse[kLanes], sum_ll[kLanes] = {}, scale[kLanes];
+  double sum_xl[kLanes] = {}, error[kLanes] = {};
+  // A sub-block of subnormals has infinite inverses: every level is 0 then (as lround's out-of-range
+  // result cast to int was), so the candidate is skipped, as with inverse 0.
+  for (int c = 0; c < kLanes; ++c) {
+    inverse[c] = -(32.0f + 0.1f * (float)(c - 10)) / max;
+    if (!std::isfinite(inverse[c])) inverse[c] = 0.0f;
+  }
+  for (int j = 0; j < 16; ++j)
+    for (int c = 0; c < kLanes; ++c) {
+      const float level = q6_level(x[j] * inverse[c]);
+      sum_xl[c] += (double)x[j] * (double)level;
+      sum_ll[c] += level * level;  // integers below 2^24: exact
+    }
+  // A candidate with levels is refit to a step far from 0 (of the order of amax / 32), so every
+  // quotient below stays finite; a skipped candidate gets step 1 only to keep its lane finite.
+  for (int c = 0; c < kLanes; ++c) scale[c] = sum_ll[c] != 0.0f ? (float)(sum_xl[c] / (double)sum_ll[c]) : 1.0f;
+  for (int j = 0; j < 16; ++j)
+    for (int c = 0; c < kLanes; ++c) {
+      const float level = q6_level(x[j] / scale[c]);
+      const double residual = (double)x[j] - (double)(scale[c] * level);
+      error[c] += residual * residual;
+    }
   float best_scale = 0.0f;
   double best_error = INFINITY;
-  int levels[16];
-  for (int candidate = -10; candidate <= 10; ++candidate) {
-    const float inverse = -(32.0f + 0.1f * (float)candidate) / max;
-    double sum_xl = 0, sum_ll = 0;
-    for (int j = 0; j < 16; ++j) {
-      const int level = std::clamp((int)std::lround(x[j] * inverse), -32, 31);
-      sum_xl += (double)x[j] * level;
-      sum_ll += (double)level * level;
+  for (int c = 0; c < kCandidates; ++c)
+    if (sum_ll[c] != 0.0f && error[c] < best_error) {
+      best_error = error[c];
+      best_scale = scale[c];
     }
-    if (sum_ll == 0) continue;
-    const float scale = (float)(sum_xl / sum_ll);
-    const double error = q6_fit(x, scale, levels);
-    if (error < best_error) {
-      best_error = error;
-      best_scale = scale;
-    }
-  }
   return best_scale;
 }
 
