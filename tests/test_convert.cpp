@@ -20,6 +20,7 @@
 #include "bitnet/gguf.h"
 #include "bitnet/model.h"
 #include "convert/convert.h"
+#include "convert/model_writer.h"
 #include "convert/safetensors.h"
 #include "convert/ternarize.h"
 #include "fixtures.h"
@@ -601,6 +602,64 @@ TEST(Convert, RefusesToOverwriteWithoutForce) {
   std::string text;
   in >> text;
   EXPECT_EQ(text, "precious");
+}
+
+// Rows quantized on several threads, a slab at a time, are the bytes of a loop over the rows; the
+// slabs cover every row once, in order, with after_slab told each boundary.
+TEST(ModelWriter, QuantizedRowsEqualARowLoopOnAnyThreadsAndSlabs) {
+  const uint64_t ne0 = 512, rows = 37, row_bytes = row_nbytes(TensorType::Q6_K, ne0);
+  auto fill = [&](uint64_t r, float* x) {
+    std::mt19937 rng((uint32_t)r);
+    std::normal_distribution<float> normal(0.0f, 0.02f);
+    for (uint64_t i = 0; i < ne0; ++i) x[i] = normal(rng);
+  };
+  std::vector<uint8_t> want(rows * row_bytes);
+  std::vector<float> x(ne0);
+  for (uint64_t r = 0; r < rows; ++r) {
+    fill(r, x.data());
+    quantize_row(TensorType::Q6_K, x.data(), want.data() + r * row_bytes, (int64_t)ne0);
+  }
+  // One row per slab, 5 rows with a short last slab, and everything in one slab.
+  for (uint64_t slab_bytes : {uint64_t{1}, 5 * row_bytes, uint64_t{1} << 24})
+    for (int threads : {1, 3}) {
+      SCOPED_TRACE("slab " + std::to_string(slab_bytes) + " bytes, " + std::to_string(threads) + " threads");
+      const std::string path = (test::scratch_dir() / "rows.gguf").string();
+      ModelFileWriter out(path, "test");
+      out.declare("t", {ne0, rows}, TensorType::Q6_K);
+      out.open(true);
+      ThreadPool pool(threads);
+      std::vector<uint64_t> boundaries;
+      write_quantized_rows(out, TensorType::Q6_K, ne0, rows, pool, fill,
+                           [&](uint64_t done) { boundaries.push_back(done); }, slab_bytes);
+      out.finish();
+      const uint64_t slab_rows = std::clamp<uint64_t>(slab_bytes / row_bytes, 1, rows);
+      ASSERT_EQ(boundaries.size(), (rows + slab_rows - 1) / slab_rows);
+      for (size_t i = 0; i < boundaries.size(); ++i) EXPECT_EQ(boundaries[i], std::min(rows, (i + 1) * slab_rows));
+      auto file = gguf::File::open(path);
+      const gguf::TensorInfo* t = file->find_tensor("t");
+      ASSERT_NE(t, nullptr);
+      ASSERT_EQ(t->nbytes, want.size());
+      EXPECT_EQ(std::memcmp(t->data, want.data(), want.size()), 0);
+    }
+}
+
+// The converter's head requantization on several threads writes the file one thread writes.
+TEST(Convert, ThreadsDoNotChangeTheFile) {
+  const fs::path dir = write_ckpt(make_ckpt(Family::BitNetPacked, 11, 256, 512), "threads");
+  std::string bytes[2];
+  for (int i = 0; i < 2; ++i) {
+    const fs::path out = test::scratch_dir() / ("threads-" + std::to_string(i) + ".gguf");
+    ConvertOptions o;
+    o.type = TensorType::TQ1_0;
+    o.head_type = TensorType::Q6_K;
+    o.n_threads = i == 0 ? 1 : 3;
+    o.force = true;
+    convert_checkpoint(dir.string(), out.string(), o);
+    std::ifstream in(out, std::ios::binary);
+    bytes[i].assign(std::istreambuf_iterator<char>(in), {});
+  }
+  ASSERT_FALSE(bytes[0].empty());
+  EXPECT_EQ(bytes[0], bytes[1]);
 }
 
 // The GGUF carries the checkpoint's tokenizer, tokenizer_config's BOS/EOS and chat template.

@@ -107,7 +107,7 @@ class Converter {
   void expect_shape(const StTensor& t, std::vector<int64_t> shape) const;
   const StTensor& float_tensor(const std::string& name, std::vector<int64_t> shape) const;
   void plan_linear(PlannedTensor& p, const std::string& hf_base);
-  void write_tensor(ModelFileWriter& out, const PlannedTensor& p) const;
+  void write_tensor(ModelFileWriter& out, const PlannedTensor& p, ThreadPool& pool) const;
   void write_linear(ModelFileWriter& out, const PlannedTensor& p) const;
 
   std::string dir_;
@@ -353,22 +353,21 @@ void Converter::write_linear(ModelFileWriter& out, const PlannedTensor& p) const
   enc.finish();
 }
 
-void Converter::write_tensor(ModelFileWriter& out, const PlannedTensor& p) const {
+void Converter::write_tensor(ModelFileWriter& out, const PlannedTensor& p, ThreadPool& pool) const {
   const int64_t ne0 = (int64_t)p.spec.ne[0], rows = p.spec.ne.size() > 1 ? (int64_t)p.spec.ne[1] : 1;
   if (p.spec.role == TensorRole::Linear) {
     write_linear(out, p);
   } else {
-    std::vector<float> x((size_t)ne0);
-    std::vector<uint8_t> encoded(row_nbytes(p.type, (uint64_t)ne0));
-    // An embedding is read once, front to back: its pages are dropped every 64 MiB, so the
-    // resident set never holds the whole tensor (2B4T: 656 MB of BF16).
-    const uint64_t src_row = p.src->nbytes / (uint64_t)rows, chunk_rows = std::max<uint64_t>(1, (64u << 20) / src_row);
-    for (int64_t r = 0; r < rows; ++r) {
-      read_float_row(*p.src, r, x.data());
-      quantize_row(p.type, x.data(), encoded.data(), ne0);
-      out.write(encoded.data(), encoded.size());
-      if ((uint64_t)(r + 1) % chunk_rows == 0) ckpt_.release(*p.src, (r + 1 - chunk_rows) * src_row, (r + 1) * src_row);
-    }
+    // An embedding is read once, front to back: the pages of each slab's rows are dropped once it
+    // is written, so the resident set never holds the whole tensor (2B4T: 656 MB of BF16).
+    const uint64_t src_row = p.src->nbytes / (uint64_t)rows;
+    uint64_t released = 0;
+    write_quantized_rows(out, p.type, (uint64_t)ne0, (uint64_t)rows, pool,
+                         [&](uint64_t r, float* x) { read_float_row(*p.src, (int64_t)r, x); },
+                         [&](uint64_t rows_done) {
+                           ckpt_.release(*p.src, released * src_row, rows_done * src_row);
+                           released = rows_done;
+                         });
   }
   ckpt_.release(*p.src);
 }
@@ -389,8 +388,9 @@ void Converter::run(const std::string& out_path) {
   tokenizer_->write_gguf(w);
   if (!chat_template_.empty()) w.set("tokenizer.chat_template", gguf::Value::of_string(chat_template_));
   for (const PlannedTensor& p : plan_) out.declare(p.spec.name, p.spec.ne, p.type);
+  ThreadPool pool(opts_.n_threads);
   out.open(opts_.force);
-  for (const PlannedTensor& p : plan_) write_tensor(out, p);
+  for (const PlannedTensor& p : plan_) write_tensor(out, p, pool);
   out.finish();
 }
 

@@ -22,6 +22,7 @@ struct ConvertOptions {
   TensorType type = TensorType::I2_S;       // linear weights: I2_S, TQ1_0 or TQ2_0
   TensorType head_type = TensorType::F16;   // token_embd / output: F16, Q8_0, Q6_K (or F32, BF16)
   bool force = false;                       // overwrite an existing output file
+  int n_threads = 1;                        // threads that quantize token_embd / output
 };
 
 // Converts the checkpoint directory `dir` into `out`. Everything that can be checked (config,

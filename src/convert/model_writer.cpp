@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 
 #include "bitnet/error.h"
@@ -83,6 +84,30 @@ void ModelFileWriter::report(bool final) {
   log_printf(LogLevel::Info, "%s%s: %3d%% (%llu / %llu MiB)%s", terminal ? "\r" : "", label_.c_str(), percent,
              static_cast<unsigned long long>(done_ >> 20), static_cast<unsigned long long>(total_ >> 20),
              final || !terminal ? "\n" : "");
+}
+
+void write_quantized_rows(ModelFileWriter& out, TensorType t, uint64_t ne0, uint64_t rows, ThreadPool& pool,
+                          const std::function<void(uint64_t row, float* x)>& fill,
+                          const std::function<void(uint64_t rows_done)>& after_slab, uint64_t slab_bytes) {
+  const uint64_t row_bytes = row_nbytes(t, ne0);
+  const uint64_t slab_rows = std::max<uint64_t>(1, std::min(rows, slab_bytes / std::max<uint64_t>(row_bytes, 1)));
+  std::vector<uint8_t> slab(slab_rows * row_bytes);
+  for (uint64_t begin = 0; begin < rows; begin += slab_rows) {
+    const uint64_t n = std::min(slab_rows, rows - begin);
+    // A few contiguous runs of rows per thread: the runs even out uneven thread speeds, and each
+    // needs only one row of floats.
+    const uint64_t tasks = std::min<uint64_t>(n, static_cast<uint64_t>(pool.size()) * 4);
+    pool.parallel_for(static_cast<int64_t>(tasks), [&](int64_t task) {
+      const uint64_t first = n * static_cast<uint64_t>(task) / tasks, last = n * static_cast<uint64_t>(task + 1) / tasks;
+      std::vector<float> x(ne0);
+      for (uint64_t r = first; r < last; ++r) {
+        fill(begin + r, x.data());
+        quantize_row(t, x.data(), slab.data() + r * row_bytes, static_cast<int64_t>(ne0));
+      }
+    });
+    out.write(slab.data(), n * row_bytes);
+    if (after_slab) after_slab(begin + n);
+  }
 }
 
 TernaryTensorEncoder::TernaryTensorEncoder(ModelFileWriter& out, std::string tensor_name,

@@ -3,12 +3,14 @@
 // is ever held in memory whole. A writer is used by one thread.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "bitnet/formats.h"
 #include "bitnet/gguf.h"
+#include "bitnet/threadpool.h"
 
 namespace bitnet {
 
@@ -50,6 +52,18 @@ class ModelFileWriter {
   uint64_t total_ = 0, done_ = 0;
   int last_percent_ = -1;
 };
+
+// Writes a tensor of `rows` rows of ne0 values quantized to `t` (a type quantize_row takes), the rows
+// of a bounded slab (slab_bytes of output, at least one row) quantized on all of `pool`'s threads,
+// then written, then the next slab: fill(r, x) stores row r's ne0 floats in x. fill is called from several threads at
+// once, for different rows in no particular order, so it must be safe for that; the bytes written
+// are those of a loop over the rows in order. after_slab(rows_done), when given, is called on the
+// calling thread after each slab is written (e.g. to drop the source pages read so far). Throws
+// what fill or quantize_row throws.
+void write_quantized_rows(ModelFileWriter& out, TensorType t, uint64_t ne0, uint64_t rows, ThreadPool& pool,
+                          const std::function<void(uint64_t row, float* x)>& fill,
+                          const std::function<void(uint64_t rows_done)>& after_slab = {},
+                          uint64_t slab_bytes = uint64_t{16} << 20);
 
 // Writes one ternary tensor row by row in type `t` (I2_S, TQ1_0 or TQ2_0); for I2_S the scale
 // trailer follows the last row. The shape must pass check_row_length.

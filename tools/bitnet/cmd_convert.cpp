@@ -4,6 +4,7 @@
 
 #include "bitnet/error.h"
 #include "commands.h"
+#include "common_params.h"
 #include "convert/convert.h"
 #include "options.h"
 
@@ -23,12 +24,15 @@ int cmd_convert(int argc, char** argv) {
              [&](const std::string& v) { c.type = parse_type_name(v); });
   opts.value({"--head-type"}, "T", "token_embd/output type: f16 (default), q8_0, q6_k, bf16, f32",
              [&](const std::string& v) { c.head_type = parse_type_name(v); });
+  int n_threads = 0;
+  add_threads_option(opts, n_threads);
   opts.flag({"--force"}, "overwrite an existing output file", [&] { c.force = true; });
   const auto parsed = opts.parse_command(argc, argv, 1);
   if (!parsed) return 0;
   const std::vector<std::string>& positional = *parsed;
   if (positional.size() != 1) throw Error("convert: expected one checkpoint directory (see --help)");
   if (output.empty()) throw Error("convert: -o OUT.gguf is required");
+  c.n_threads = resolve_threads(n_threads);
   convert_checkpoint(positional[0], output, c);
   std::printf("%s\n", output.c_str());
   return 0;

@@ -2,8 +2,8 @@
 // metadata of a real model, for benchmarks and tests without downloading weights.
 //
 // Every tensor's values come from its own RNG stream seeded by (--seed, tensor name), generated
-// row by row while writing, so equal arguments give byte-identical files and a 100B-shaped file
-// never needs more memory than one row.
+// row by row while writing, so equal arguments give byte-identical files (with any -t) and a
+// 100B-shaped file never needs more memory than one slab of rows.
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -15,6 +15,7 @@
 #include "bitnet/gguf.h"
 #include "bitnet/tokenizer.h"
 #include "commands.h"
+#include "common_params.h"
 #include "convert/model_writer.h"
 #include "options.h"
 #include "util/files.h"
@@ -98,11 +99,14 @@ class Rng {
  public:
   explicit Rng(uint64_t seed) : state_(seed) {}
   uint64_t next() {
-    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
+    uint64_t z = (state_ += kGamma);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
   }
+  // Jumps over the next n draws (the state advances by a constant per draw), so that rows can be
+  // generated out of order, each from where a sequential pass would be.
+  void skip(uint64_t n) { state_ += n * kGamma; }
   float uniform() { return static_cast<float>(next() >> 40) * (1.0f / 16777216.0f); }  // [0, 1)
   // Approximately standard normal: Irwin-Hall sum of four 16-bit uniforms, rescaled to unit
   // variance. One RNG call per value; tails end at +-3.46, which is fine for random weights.
@@ -114,6 +118,7 @@ class Rng {
   }
 
  private:
+  static constexpr uint64_t kGamma = 0x9E3779B97F4A7C15ull;
   uint64_t state_;
 };
 
@@ -161,7 +166,7 @@ std::vector<PlannedTensor> plan_tensors(const ArchInfo& arch, const ModelHparams
   return planned;
 }
 
-void write_tensor(ModelFileWriter& out, const PlannedTensor& t, uint64_t seed) {
+void write_tensor(ModelFileWriter& out, const PlannedTensor& t, uint64_t seed, ThreadPool& pool) {
   Rng rng(tensor_seed(seed, t.name));
   const uint64_t ne0 = t.ne[0], rows = t.ne.size() > 1 ? t.ne[1] : 1;
   switch (t.fill) {
@@ -185,13 +190,12 @@ void write_tensor(ModelFileWriter& out, const PlannedTensor& t, uint64_t seed) {
       return;
     }
     case Fill::Embedding: {
-      std::vector<float> row(ne0);
-      std::vector<uint8_t> encoded(row_nbytes(t.type, ne0));
-      for (uint64_t r = 0; r < rows; ++r) {
-        for (auto& x : row) x = 0.02f * rng.normal();
-        quantize_row(t.type, row.data(), encoded.data(), static_cast<int64_t>(ne0));
-        out.write(encoded.data(), encoded.size());
-      }
+      // One draw per value: row r starts r * ne0 draws in.
+      write_quantized_rows(out, t.type, ne0, rows, pool, [&](uint64_t r, float* x) {
+        Rng row_rng = rng;
+        row_rng.skip(r * ne0);
+        for (uint64_t i = 0; i < ne0; ++i) x[i] = 0.02f * row_rng.normal();
+      });
       return;
     }
   }
@@ -202,6 +206,7 @@ void write_tensor(ModelFileWriter& out, const PlannedTensor& t, uint64_t seed) {
 int cmd_dummy(int argc, char** argv) {
   std::string shape_name, type_name_arg, output, head_type_name = "f16", tokenizer_path;
   uint64_t seed = 0;
+  int n_threads = 0;
   bool force = false;
   std::optional<int64_t> embd, layers, ff, heads, heads_kv, head_dim, vocab, ctx;
 
@@ -224,6 +229,7 @@ int cmd_dummy(int argc, char** argv) {
              "tokenizer.json / tiktoken / SentencePiece .model to embed (default: a synthetic "
              "vocabulary of the family's kind)",
              [&](const std::string& v) { tokenizer_path = v; });
+  add_threads_option(opts, n_threads);
   opts.flag({"--force"}, "overwrite an existing output file", [&] { force = true; });
   opts.section("Shape overrides (for small test models)");
   auto int_option = [&](const char* name, const char* help, std::optional<int64_t>& dst) {
@@ -305,8 +311,9 @@ int cmd_dummy(int argc, char** argv) {
   if (shape.chat_template) w.set("tokenizer.chat_template", gguf::Value::of_string(shape.chat_template));
 
   for (const auto& t : tensors) out.declare(t.name, t.ne, t.type);
+  ThreadPool pool(resolve_threads(n_threads));
   out.open(force);
-  for (const auto& t : tensors) write_tensor(out, t, seed);
+  for (const auto& t : tensors) write_tensor(out, t, seed, pool);
   out.finish();
   return 0;
 }

@@ -22,6 +22,7 @@
 #include "bitnet/formats.h"
 #include "bitnet/gguf.h"
 #include "commands.h"
+#include "common_params.h"
 #include "bitnet/arch.h"
 #include "convert/model_writer.h"
 #include "convert/ternarize.h"
@@ -111,16 +112,12 @@ void ternarize_float(ModelFileWriter& out, const gguf::TensorInfo& ti, TensorTyp
 }
 
 void requantize_head(ModelFileWriter& out, const gguf::TensorInfo& ti, TensorType from,
-                     TensorType to, uint64_t rows) {
+                     TensorType to, uint64_t rows, ThreadPool& pool) {
   const uint64_t ne0 = ti.ne[0];
   const uint64_t in_row = row_nbytes(from, ne0);
-  std::vector<float> values(ne0);
-  std::vector<uint8_t> encoded(row_nbytes(to, ne0));
-  for (uint64_t r = 0; r < rows; ++r) {
-    dequantize_row(from, ti.data + r * in_row, values.data(), static_cast<int64_t>(ne0));
-    quantize_row(to, values.data(), encoded.data(), static_cast<int64_t>(ne0));
-    out.write(encoded.data(), encoded.size());
-  }
+  write_quantized_rows(out, to, ne0, rows, pool, [&](uint64_t r, float* x) {
+    dequantize_row(from, ti.data + r * in_row, x, static_cast<int64_t>(ne0));
+  });
 }
 
 enum class Action { Copy, Ternary, Ternarize, Head };
@@ -137,6 +134,7 @@ bool is_float_linear(const gguf::TensorInfo& ti, TensorType t) {
 
 int cmd_quantize(int argc, char** argv) {
   std::string head_type_name;
+  int n_threads = 0;
   bool force = false, allow_requant = false;
   OptionTable opts(
       "usage: bitnet quantize IN OUT TYPE [options]\n"
@@ -149,6 +147,7 @@ int cmd_quantize(int argc, char** argv) {
             "when converting to tq1_0/tq2_0, round scales that f16 cannot hold exactly (changes "
             "weights by up to 2^-11 relative) instead of refusing",
             [&] { allow_requant = true; });
+  add_threads_option(opts, n_threads);
   opts.flag({"--force"}, "overwrite an existing output file", [&] { force = true; });
   const auto parsed = opts.parse_command(argc, argv, 3);
   if (!parsed) return 0;
@@ -227,6 +226,7 @@ int cmd_quantize(int argc, char** argv) {
       case Action::Head: out.declare(ti.name, ne, *head_type); break;
     }
   }
+  ThreadPool pool(resolve_threads(n_threads));
   out.open(force);
   ScaleRounding rounding;
   for (size_t i = 0; i < tensors.size(); ++i) {
@@ -240,7 +240,7 @@ int cmd_quantize(int argc, char** argv) {
       case Action::Ternarize:
         ternarize_float(out, ti, from_types[i], target, rows, allow_requant, rounding);
         break;
-      case Action::Head: requantize_head(out, ti, from_types[i], *head_type, rows); break;
+      case Action::Head: requantize_head(out, ti, from_types[i], *head_type, rows, pool); break;
     }
   }
   out.finish();

@@ -34,13 +34,17 @@ std::string pull_model(const HubOptions& o) {
   return hub::pull(hub::parse_model_ref(o.repo), po, hub::Settings::from_environment());
 }
 
+void add_threads_option(OptionTable& t, int& n_threads) {
+  t.value({"-t", "--threads"}, "N", "threads (default: physical cores)", [&n_threads](const std::string& v) {
+    n_threads = (int)parse_int("--threads", v, -1, kMaxThreads);
+    warn_threads(n_threads);
+  });
+}
+
 void add_engine_options(OptionTable& t, EngineOptions& o) {
   t.value({"-m", "--model"}, "FNAME", "model path (GGUF)", [&o](const std::string& v) { o.model_path = v; });
   add_hub_options(t, o.hub);
-  t.value({"-t", "--threads"}, "N", "threads (default: physical cores)", [&o](const std::string& v) {
-    o.n_threads = (int)parse_int("--threads", v, -1, kMaxThreads);
-    warn_threads(o.n_threads);
-  });
+  add_threads_option(t, o.n_threads);
   t.value({"-c", "--ctx-size"}, "N", "context size (default: 0 = the model's)",
           [&o](const std::string& v) { o.n_ctx = (int)parse_int("--ctx-size", v, 0, 1 << 24); });
   t.value({"-b", "--batch-size"}, "N", "tokens per forward pass (default: 512)",

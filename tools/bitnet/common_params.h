@@ -45,6 +45,8 @@ struct EngineOptions {
 // --tokenizer and the llama.cpp flags that mean nothing on this CPU engine (-ngl, -fa, -tb), with
 // llama.cpp's spellings.
 void add_engine_options(OptionTable& table, EngineOptions& opts);
+// -t/--threads N into n_threads (0 or -1: physical cores, resolved by resolve_threads).
+void add_threads_option(OptionTable& table, int& n_threads);
 int resolve_threads(int requested);  // <= 0: physical cores
 constexpr int kMaxThreads = 1024;  // -t
 // Loads the model; first refuses it (bitnet::Error with plan_memory's one line) when the weights,
