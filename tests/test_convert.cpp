@@ -643,6 +643,42 @@ TEST(ModelWriter, QuantizedRowsEqualARowLoopOnAnyThreadsAndSlabs) {
     }
 }
 
+// write_rows on several threads writes the bytes of write_row calls, also where I2_S groups of 128
+// values straddle rows (ne0 200) and when row-at-a-time and slab writes mix.
+TEST(ModelWriter, TernaryRowsOnThreadsEqualRowByRow) {
+  for (TensorType t : {TensorType::TQ1_0, TensorType::TQ2_0, TensorType::I2_S})
+    for (uint64_t ne0 : {uint64_t{256}, uint64_t{512}, uint64_t{200}}) {
+      if (t != TensorType::I2_S && ne0 % 256 != 0) continue;
+      SCOPED_TRACE(std::string(type_name(t)) + " ne0 " + std::to_string(ne0));
+      const uint64_t rows = 32;
+      std::vector<int8_t> values(rows * ne0);
+      std::mt19937 rng(7);
+      for (int8_t& v : values) v = (int8_t)((int)(rng() % 3) - 1);
+      std::string bytes[2];
+      for (int way = 0; way < 2; ++way) {
+        const std::string path = (test::scratch_dir() / "ternary.gguf").string();
+        ModelFileWriter out(path, "test");
+        out.gguf().set("general.architecture", gguf::Value::of_string("bitnet-b1.58"));  // I2_S's type id
+        out.declare("t", {ne0, rows}, t);
+        out.open(true);
+        ThreadPool pool(3);
+        TernaryTensorEncoder enc(out, "t", t, ne0, rows);
+        if (way == 0) {
+          for (uint64_t r = 0; r < rows; ++r) enc.write_row(values.data() + r * ne0, 0.5f);
+        } else {  // 16 rows (whole I2_S groups), 1 row, 15 rows (for ne0 200, after a partial group)
+          enc.write_rows(values.data(), 16, 0.5f, pool);
+          enc.write_row(values.data() + 16 * ne0, 0.5f);
+          enc.write_rows(values.data() + 17 * ne0, rows - 17, 0.5f, pool);
+        }
+        enc.finish();
+        out.finish();
+        std::ifstream in(path, std::ios::binary);
+        bytes[way].assign(std::istreambuf_iterator<char>(in), {});
+      }
+      EXPECT_EQ(bytes[0], bytes[1]);
+    }
+}
+
 // The converter's head requantization on several threads writes the file one thread writes.
 TEST(Convert, ThreadsDoNotChangeTheFile) {
   const fs::path dir = write_ckpt(make_ckpt(Family::BitNetPacked, 11, 256, 512), "threads");

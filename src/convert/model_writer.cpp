@@ -117,16 +117,44 @@ TernaryTensorEncoder::TernaryTensorEncoder(ModelFileWriter& out, std::string ten
     throw Error("tensor '" + name_ + "': cannot write ternary rows as " + type_name(t));
   check_row_length(t, ne0, ne1, name_);
   if (t == TensorType::I2_S) group_.reserve(128 + ne0);
-  else buffer_.resize(row_nbytes(t, ne0));
 }
 
-void TernaryTensorEncoder::write_row(const int8_t* values, float scale) {
-  if (rows_done_ == ne1_) throw Error("tensor '" + name_ + "': more rows written than declared");
+void TernaryTensorEncoder::start_rows(uint64_t n, float scale) {
+  if (n > ne1_ - rows_done_) throw Error("tensor '" + name_ + "': more rows written than declared");
   if (rows_done_ == 0) tensor_scale_ = scale;
   if (type_ == TensorType::I2_S && scale != tensor_scale_)
     throw Error("tensor '" + name_ + "': row " + std::to_string(rows_done_) + " has scale " +
                 std::to_string(scale) + " but row 0 has " + std::to_string(tensor_scale_) +
                 "; I2_S stores one scale per tensor, so this tensor cannot be converted losslessly");
+}
+
+void TernaryTensorEncoder::write_rows(const int8_t* values, uint64_t n, float scale, ThreadPool& pool) {
+  const bool i2s = type_ == TensorType::I2_S;
+  if (i2s && (!group_.empty() || n * ne0_ % 128 != 0)) {  // a 128-value group spans two calls
+    for (uint64_t r = 0; r < n; ++r) write_row(values + r * ne0_, scale);
+    return;
+  }
+  start_rows(n, scale);
+  // Independent pieces: I2_S groups of 128 values (32 bytes), or TQ rows.
+  const uint64_t piece = i2s ? 128 : ne0_, piece_bytes = i2s ? 32 : row_nbytes(type_, ne0_);
+  const uint64_t pieces = n * ne0_ / piece;
+  buffer_.resize(pieces * piece_bytes);
+  const uint64_t tasks = std::min<uint64_t>(pieces, static_cast<uint64_t>(pool.size()) * 4);
+  pool.parallel_for(static_cast<int64_t>(tasks), [&](int64_t task) {
+    const uint64_t first = pieces * static_cast<uint64_t>(task) / tasks, last = pieces * static_cast<uint64_t>(task + 1) / tasks;
+    if (i2s) {
+      encode_i2s(values + first * piece, static_cast<int64_t>((last - first) * piece), buffer_.data() + first * piece_bytes);
+      return;
+    }
+    for (uint64_t p = first; p < last; ++p)
+      write_ternary_row(type_, values + p * piece, static_cast<int64_t>(ne0_), scale, buffer_.data() + p * piece_bytes);
+  });
+  out_.write(buffer_.data(), buffer_.size());
+  rows_done_ += n;
+}
+
+void TernaryTensorEncoder::write_row(const int8_t* values, float scale) {
+  start_rows(1, scale);
   if (type_ == TensorType::I2_S) {
     // Rows are concatenated into 128-value groups; a row may end inside a group.
     group_.insert(group_.end(), values, values + ne0_);
@@ -135,6 +163,7 @@ void TernaryTensorEncoder::write_row(const int8_t* values, float scale) {
     encode_i2s(group_.data(), static_cast<int64_t>(whole), buffer_.data());
     group_.erase(group_.begin(), group_.begin() + static_cast<std::ptrdiff_t>(whole));
   } else {
+    buffer_.resize(row_nbytes(type_, ne0_));  // write_rows may have left it longer
     write_ternary_row(type_, values, static_cast<int64_t>(ne0_), scale, buffer_.data());
   }
   out_.write(buffer_.data(), buffer_.size());

@@ -74,10 +74,14 @@ class TernaryTensorEncoder {
   // TQ types keep a scale per row (as the f16 block scale d, so `scale` is rounded to f16); I2_S
   // has one f32 scale per tensor, so every row must come with the first row's scale.
   void write_row(const int8_t* values, float scale);
+  // Writes the next n rows (n * ne0 values), all with one scale, encoded on `pool`'s threads; the
+  // bytes are those of n write_row calls.
+  void write_rows(const int8_t* values, uint64_t n, float scale, ThreadPool& pool);
   // Writes the I2_S trailer; checks that exactly ne1 rows were written.
   void finish();
 
  private:
+  void start_rows(uint64_t n, float scale);  // checks the row count and the I2_S scale rule
   ModelFileWriter& out_;
   std::string name_;
   TensorType type_;

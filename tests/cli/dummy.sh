@@ -74,11 +74,15 @@ diff_bytes=$(($(stat -c %s llama3-8b-tq2_0.gguf) - $(stat -c %s head-q8.gguf)))
 [[ $diff_bytes == $((2 * (EMBD * VOCAB * 2 - VOCAB * 8 * 34))) ]] && ok ||
   fail "--head-type q8_0 changed the size by $diff_bytes"
 
-# The head is quantized on -t threads a slab of rows at a time: any -t gives the bytes of -t 1.
-for t in 1 3; do
-  "$BIN" dummy --shape 2b4t --type tq1_0 --head-type q6_k -t $t -o head-q6-t$t.gguf "${SMALL[@]}" 2>/dev/null
+# Rows are generated and encoded on -t threads a slab at a time: any -t gives the bytes of -t 1
+# (ff 200: I2_S groups of 128 values that straddle rows).
+for ty in tq1_0 tq2_0 i2_s; do
+  for t in 1 3; do
+    "$BIN" dummy --shape 3b --type $ty --head-type q6_k -t $t -o threads-$ty-t$t.gguf "${SMALL[@]}" \
+      $([[ $ty == i2_s ]] && echo --ff 200) 2>/dev/null
+  done
+  cmp -s threads-$ty-t1.gguf threads-$ty-t3.gguf && ok || fail "$ty, --head-type q6_k: -t 3 wrote other bytes than -t 1"
 done
-cmp -s head-q6-t1.gguf head-q6-t3.gguf && ok || fail "--head-type q6_k: -t 3 wrote other bytes than -t 1"
 
 # Reproducible: equal seeds give identical bytes, another seed different weights.
 "$BIN" dummy --shape large --type tq1_0 -o seed7a.gguf --seed 7 "${SMALL[@]}" 2>/dev/null

@@ -181,10 +181,18 @@ void write_tensor(ModelFileWriter& out, const PlannedTensor& t, uint64_t seed, T
       // converts losslessly between I2_S (f32 scale) and TQ1_0/TQ2_0 (f16 block scale).
       const float scale = fp16_to_fp32(fp32_to_fp16(0.01f + 0.04f * rng.uniform()));
       TernaryTensorEncoder enc(out, t.name, t.type, ne0, rows);
-      std::vector<int8_t> row(ne0);
-      for (uint64_t r = 0; r < rows; ++r) {
-        fill_ternary(rng, row.data(), ne0);
-        enc.write_row(row.data(), scale);
+      // A slab of rows (16 MiB of values) at a time, generated and encoded on all threads; row r
+      // starts r * ceil(ne0 / 8) draws after the scale's (fill_ternary draws once per 8 values).
+      const uint64_t slab_rows = std::max<uint64_t>(1, std::min<uint64_t>(rows, (16u << 20) / ne0));
+      std::vector<int8_t> values(slab_rows * ne0);
+      for (uint64_t begin = 0; begin < rows; begin += slab_rows) {
+        const uint64_t n = std::min(slab_rows, rows - begin);
+        pool.parallel_for(static_cast<int64_t>(n), [&](int64_t i) {
+          Rng row_rng = rng;
+          row_rng.skip((begin + static_cast<uint64_t>(i)) * ((ne0 + 7) / 8));
+          fill_ternary(row_rng, values.data() + static_cast<uint64_t>(i) * ne0, ne0);
+        });
+        enc.write_rows(values.data(), n, scale, pool);
       }
       enc.finish();
       return;
