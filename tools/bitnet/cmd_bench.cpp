@@ -478,21 +478,21 @@ int cmd_bench(int argc, char** argv) {
   tests.insert(tests.end(), o.pg.begin(), o.pg.end());
   const size_t n_runs = o.models.size() * o.threads.size() * o.batch.size() * o.depth.size() * o.n_parallel.size() * tests.size();
 
-  std::map<int, double> bandwidth;  // per thread count
-  std::map<int, ComputePeak> peak;
-  if (o.roofline) {
-    for (int64_t n : o.threads) {
-      std::fprintf(stderr, "bench: measuring memory read bandwidth with %d threads\n", (int)n);
-      bandwidth[(int)n] = measure_read_bandwidth((int)n);
-      std::fprintf(stderr, "bench: memory read bandwidth: %.2f GB/s (%d threads)\n", bandwidth[(int)n] / 1e9, (int)n);
-      peak[(int)n] = measure_compute_peak((int)n);
-      if (peak[(int)n].int8_macs > 0)
-        std::fprintf(stderr, "bench: peak %.1f G int8 MAC/s, %.1f G f32 FMA/s (%s, %d threads)\n",
-                     peak[(int)n].int8_macs / 1e9, peak[(int)n].f32_fmas / 1e9, isa_name(kernels().isa), (int)n);
-      else
-        std::fprintf(stderr, "bench: no compute probe for the %s kernels: memory bound only\n", isa_name(kernels().isa));
-    }
-  }
+  // With --roofline, each test's limits are measured right before it: on a shared machine the
+  // bandwidth and peak rates drift by 2x within minutes, and a probe taken once at the start
+  // let later tests read as over 100 % of their bound.
+  auto measure_limits = [&](Result& r, const std::string& what) {
+    r.bandwidth = measure_read_bandwidth(r.n_threads);
+    const ComputePeak peak = measure_compute_peak(r.n_threads);
+    r.int8_macs_peak = peak.int8_macs;
+    r.f32_fmas_peak = peak.f32_fmas;
+    if (peak.int8_macs > 0)
+      std::fprintf(stderr, "%s: memory read bandwidth %.2f GB/s, peak %.1f G int8 MAC/s, %.1f G f32 FMA/s (%s)\n",
+                   what.c_str(), r.bandwidth / 1e9, peak.int8_macs / 1e9, peak.f32_fmas / 1e9, isa_name(kernels().isa));
+    else
+      std::fprintf(stderr, "%s: memory read bandwidth %.2f GB/s (no compute probe for the %s kernels: memory bound only)\n",
+                   what.c_str(), r.bandwidth / 1e9, isa_name(kernels().isa));
+  };
 
   std::vector<Result> results;
   std::vector<nlohmann::ordered_json> json;
@@ -529,16 +529,14 @@ int cmd_bench(int argc, char** argv) {
               r.n_parallel = (int)np64;
               r.kv_type = o.kv_type;
               r.test_time = utc_now_iso8601();
-              if (o.roofline) {
-                r.bandwidth = bandwidth[(int)threads];
-                r.int8_macs_peak = peak[(int)threads].int8_macs;
-                r.f32_fmas_peak = peak[(int)threads].f32_fmas;
-                r.macs = model->macs_per_token();
-              }
               ++run;
               const std::string what = "bench " + std::to_string(run) + "/" + std::to_string(n_runs) + ": " +
                                        r.test_name() + ", np " + std::to_string(r.n_parallel) + ", " +
                                        std::to_string(r.n_threads) + " threads";
+              if (o.roofline) {
+                r.macs = model->macs_per_token();
+                measure_limits(r, what);
+              }
               auto progress = [&](const std::string& stage) {
                 if (o.progress) std::fprintf(stderr, "%s: %s\n", what.c_str(), stage.c_str());
               };
@@ -585,14 +583,14 @@ int cmd_bench(int argc, char** argv) {
     MarkdownTable(results, o.roofline).print();
     if (o.roofline) {
       std::printf("\nroofline = tg t/s / (bandwidth x np / bytes read per step: weights once + each sequence's KV cache)"
-                  "; bandwidth:");
-      for (auto [n, bw] : bandwidth) std::printf(" %.2f GB/s (%d threads)", bw / 1e9, n);
-      std::printf("\n");
+                  "; bandwidth measured before each test:");
+      for (const Result& r : results) std::printf(" %.2f", r.bandwidth / 1e9);
+      std::printf(" GB/s\n");
       if (std::any_of(results.begin(), results.end(), [](const Result& r) { return r.compute_bound_ts() > 0; })) {
         std::printf("compute = t/s / (1 / (ternary MACs per token / int8 MAC rate + other MACs / f32 FMA rate)),"
-                    " limit = the lower bound; peak rates (%s):", isa_name(kernels().isa));
-        for (auto [n, p] : peak) std::printf(" %.1f G int8 MAC/s, %.1f G FMA/s (%d threads)", p.int8_macs / 1e9, p.f32_fmas / 1e9, n);
-        std::printf("\n");
+                    " limit = the lower bound; peak rates (%s) before each test:", isa_name(kernels().isa));
+        for (const Result& r : results) std::printf(" %.1f/%.1f", r.int8_macs_peak / 1e9, r.f32_fmas_peak / 1e9);
+        std::printf(" G int8 MAC/s / G FMA/s\n");
       }
     }
   }
