@@ -138,19 +138,27 @@ float q6_subblock_scale(const float* x) {
       sum_xl[c] += (double)x[j] * (double)level;
       sum_ll[c] += level * level;  // integers below 2^24: exact
     }
-  // A candidate with levels is refit to a step far from 0 (of the order of amax / 32), so every
-  // quotient below stays finite; a skipped candidate gets step 1 only to keep its lane finite.
-  for (int c = 0; c < kLanes; ++c) scale[c] = sum_ll[c] != 0.0f ? (float)(sum_xl[c] / (double)sum_ll[c]) : 1.0f;
+  // Candidates whose levels (so refit step, so error) repeat the previous kept one's cannot win
+  // (the first of equal errors does), so only the distinct steps are evaluated, in candidate
+  // order. A kept step is far from 0 (of the order of amax / 32): every quotient stays finite.
+  int kept = 0;
+  for (int c = 0; c < kCandidates; ++c) {
+    if (sum_ll[c] == 0.0f) continue;
+    const float step = (float)(sum_xl[c] / (double)sum_ll[c]);
+    if (kept == 0 || step != scale[kept - 1]) scale[kept++] = step;
+  }
+  const int lanes = (kept + 3) & ~3;  // whole 4-float vectors
+  for (int c = kept; c < lanes; ++c) scale[c] = 1.0f;  // padding lanes, never read
   for (int j = 0; j < 16; ++j)
-    for (int c = 0; c < kLanes; ++c) {
+    for (int c = 0; c < lanes; ++c) {
       const float level = q6_level(x[j] / scale[c]);
       const double residual = (double)x[j] - (double)(scale[c] * level);
       error[c] += residual * residual;
     }
   float best_scale = 0.0f;
   double best_error = INFINITY;
-  for (int c = 0; c < kCandidates; ++c)
-    if (sum_ll[c] != 0.0f && error[c] < best_error) {
+  for (int c = 0; c < kept; ++c)
+    if (error[c] < best_error) {
       best_error = error[c];
       best_scale = scale[c];
     }
